@@ -1,0 +1,2 @@
+//! Delivery: organisation directory and routing, signed Provenance, subscriptions and the
+//! outbox worker that forwards validated bundles to ICB and regional consumers.
