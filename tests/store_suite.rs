@@ -1325,7 +1325,7 @@ async fn unreachable_postgres_is_unavailable_not_a_panic() {
     )
     .await;
     assert!(
-        matches!(result, Err(StoreError::Unavailable(_))),
+        matches!(&result, Err(StoreError::Unavailable(sqlx::Error::Io(_)))),
         "{:?}",
         result.err()
     );

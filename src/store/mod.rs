@@ -244,7 +244,7 @@ pub const SQLITE_FILE: &str = "pqom.db";
 pub async fn open(database_url: Option<&str>, data_dir: &Path) -> StoreResult<Arc<dyn Store>> {
     match database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            postgres::open(url).await
+            Ok(Arc::new(postgres::PostgresStore::open(url).await?))
         }
         Some(url) if !url.is_empty() => Err(StoreError::Config(format!(
             "database URL must start with postgres:// (SQLite needs no URL, it lives in the \
