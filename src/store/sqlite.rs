@@ -51,6 +51,16 @@ pub struct SqliteStore {
 impl SqliteStore {
     /// Open (creating the file and its directory if missing) and migrate.
     pub async fn open(path: &Path) -> StoreResult<SqliteStore> {
+        Self::open_with_synchronous(path, SqliteSynchronous::Full).await
+    }
+
+    /// [`SqliteStore::open`] with another `synchronous` level: only for measuring what
+    /// `FULL` costs (`benches/store.rs`). The gateway always uses `FULL`.
+    #[doc(hidden)]
+    pub async fn open_with_synchronous(
+        path: &Path,
+        synchronous: SqliteSynchronous,
+    ) -> StoreResult<SqliteStore> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await.map_err(|e| {
                 StoreError::Config(format!(
@@ -63,7 +73,7 @@ impl SqliteStore {
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
+            .synchronous(synchronous)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
         let writer = SqlitePoolOptions::new()
@@ -138,14 +148,14 @@ impl Store for SqliteStore {
         }
 
         let mut written = Vec::with_capacity(submission.resources.len());
-        for (write, index) in submission.resources.iter().zip(&indexes) {
+        for (mut write, index) in submission.resources.into_iter().zip(&indexes) {
             let (system, value) = match &write.identifier {
                 Some((s, v)) => (Some(s.as_str()), Some(v.as_str())),
                 None => (None, None),
             };
             let (id, version_id, last_updated) =
                 upsert_resource(&mut tx, &write.resource_type, system, value, index, now).await?;
-            let stored = stamp(&write.resource, &id, version_id, last_updated)?;
+            stamp(&mut write.resource, &id, version_id, last_updated)?;
             sqlx::query(
                 "INSERT INTO resource_version \
                  (resource_type, id, version_id, last_updated, submission_id, resource) \
@@ -156,15 +166,15 @@ impl Store for SqliteStore {
             .bind(version_id)
             .bind(last_updated)
             .bind(submission.id.to_string())
-            .bind(stored.to_string())
+            .bind(write.resource.to_string())
             .execute(&mut *tx)
             .await?;
             written.push(StoredResource {
-                resource_type: write.resource_type.clone(),
+                resource_type: write.resource_type,
                 id,
                 version_id,
                 last_updated: super::from_micros(last_updated)?,
-                resource: stored,
+                resource: write.resource,
                 submission_id: submission.id,
             });
         }
