@@ -678,4 +678,28 @@ mod tests {
             }]
         );
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "reporter", "period", "measure", "status", "identifier", "_lastUpdated",
+                        "url", "version", "name", "name:exact", "_count", "_sort", "_cursor", "x",
+                    ]),
+                    "\\PC{0,30}",
+                ),
+                0..6,
+            )
+        ) {
+            let params: Vec<(String, String)> =
+                pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            for resource_type in ["MeasureReport", "Measure"] {
+                if let Ok(query) = SearchQuery::parse(resource_type, &params) {
+                    proptest::prop_assert!((1..=MAX_COUNT).contains(&query.count));
+                }
+            }
+        }
+    }
 }
