@@ -1369,6 +1369,69 @@ async fn unreachable_postgres_is_unavailable_not_a_panic() {
     );
 }
 
+/// `url` with its host and port replaced by `host_port`.
+fn with_host_port(url: &str, host_port: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("URL with scheme");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((user, _)) => format!("{scheme}://{user}@{host_port}{path}"),
+        None => format!("{scheme}://{host_port}{path}"),
+    }
+}
+
+/// The database going away under a running gateway: calls fail with `Unavailable` (503 at the
+/// API), never a panic or a generic database error. A TCP proxy in front of PostgreSQL stands in
+/// for the network, and is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_going_away_is_unavailable() {
+    let Some(backend) = postgres_backend().await else {
+        return;
+    };
+    let database_url = backend.database_url.clone().expect("PostgreSQL URL");
+    let options: sqlx::postgres::PgConnectOptions = database_url.parse().expect("URL");
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_addr = listener.local_addr().expect("addr");
+    let proxy = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+
+    let proxied = with_host_port(&database_url, &proxy_addr.to_string());
+    let store = store::open(Some(&proxied), std::path::Path::new("."))
+        .await
+        .expect("open through the proxy");
+    store.ping().await.expect("reachable through the proxy");
+
+    // Cut the network: the listener and every proxied connection go away.
+    proxy.abort();
+    let _ = proxy.await;
+
+    let ping = store.ping().await;
+    assert!(matches!(ping, Err(StoreError::Unavailable(_))), "{ping:?}");
+    let commit = store
+        .commit_submission(submission(None, "RX1", vec![Report::default().write()]))
+        .await;
+    assert!(
+        matches!(commit, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        commit.err()
+    );
+}
+
 #[tokio::test]
 async fn other_url_schemes_are_a_configuration_error() {
     let result = store::open(Some("mysql://localhost/x"), std::path::Path::new(".")).await;

@@ -35,6 +35,9 @@ use super::{
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 const READERS: u32 = 4;
+/// How long a commit waits for the writer (behind other commits) or a reader waits for a
+/// connection before the store reports itself unavailable (503, inside the request timeout).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
 
 const RESOURCE_COLUMNS: &str =
     "v.resource_type, v.id, v.version_id, v.last_updated, v.submission_id, v.resource";
@@ -80,7 +83,7 @@ impl SqliteStore {
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await?;
         migrations::sqlite()
@@ -89,7 +92,7 @@ impl SqliteStore {
             .map_err(migrate_error)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore {
