@@ -178,6 +178,17 @@ pub struct SearchPage {
 }
 
 impl SearchQuery {
+    /// The query parameters of the `next` link: the client's own parameters with `_cursor`
+    /// replaced, so that following `next` repeats the same search from the new position.
+    pub fn next_params(params: &[(String, String)], next: &str) -> Vec<(String, String)> {
+        params
+            .iter()
+            .filter(|(key, _)| key != "_cursor")
+            .cloned()
+            .chain(std::iter::once(("_cursor".to_owned(), next.to_owned())))
+            .collect()
+    }
+
     /// Parse HTTP query parameters for a search on `resource_type`. Unknown parameters,
     /// parameters that do not apply to the type, and malformed values are reported together.
     /// `_format` and `_pretty` are presentation parameters for the API and are ignored here.
@@ -647,6 +658,18 @@ mod tests {
         assert_eq!(
             q.criteria[4],
             Criterion::Measure(vec![("https://x/Measure/m".into(), Some("1.0".into()))])
+        );
+    }
+
+    #[test]
+    fn next_params_replace_the_cursor_only() {
+        let next = SearchQuery::next_params(
+            &params(&[("reporter", "RX1"), ("_cursor", "old"), ("_count", "5")]),
+            "new",
+        );
+        assert_eq!(
+            next,
+            params(&[("reporter", "RX1"), ("_count", "5"), ("_cursor", "new")])
         );
     }
 
