@@ -190,7 +190,9 @@ impl SearchQuery {
     }
 
     /// Parse HTTP query parameters for a search on `resource_type`. Unknown parameters,
-    /// parameters that do not apply to the type, and malformed values are reported together.
+    /// parameters that do not apply to the type, and malformed values are reported together
+    /// (`not-supported` or `value` issues naming the parameter in their diagnostics; a search
+    /// parameter is not a FHIRPath, so no expression).
     /// `_format` and `_pretty` are presentation parameters for the API and are ignored here.
     pub fn parse(
         resource_type: &str,
@@ -211,32 +213,26 @@ impl SearchQuery {
                 _ => false,
             };
             if !applies {
-                issues.push(
-                    Issue::error(
-                        IssueType::NotSupported,
-                        format!("search parameter '{name}' is not supported for {resource_type}"),
-                    )
-                    .at(key.clone()),
-                );
+                issues.push(Issue::error(
+                    IssueType::NotSupported,
+                    format!("search parameter '{name}' is not supported for {resource_type}"),
+                ));
                 continue;
             }
             let modifier_ok = matches!((name, modifier), (_, None) | ("name", Some("exact")));
             if !modifier_ok {
-                issues.push(
-                    Issue::error(
-                        IssueType::NotSupported,
-                        format!("modifier '{key}' is not supported"),
-                    )
-                    .at(key.clone()),
-                );
+                issues.push(Issue::error(
+                    IssueType::NotSupported,
+                    format!("modifier '{key}' is not supported"),
+                ));
                 continue;
             }
             match parse_one(name, modifier, raw, &mut query) {
                 Ok(()) => {}
-                Err(diagnostics) => issues.push(
-                    Issue::error(IssueType::Value, format!("{key}={raw}: {diagnostics}"))
-                        .at(key.clone()),
-                ),
+                Err(diagnostics) => issues.push(Issue::error(
+                    IssueType::Value,
+                    format!("{key}={raw}: {diagnostics}"),
+                )),
             }
         }
         if issues.is_empty() {
