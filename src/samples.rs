@@ -151,7 +151,7 @@ pub fn reference_report(p: &ReportParams) -> Value {
             let wsum: u64 = weights.iter().sum();
             let mut dens: Vec<u64> = weights.iter().map(|w| den * w / wsum).collect();
             dens[9] += den - dens.iter().sum::<u64>();
-            let mut nums: Vec<u64> = dens.iter().map(|d| if den == 0 { 0 } else { num * d / den }).collect();
+            let mut nums: Vec<u64> = dens.iter().map(|d| (num * d).checked_div(den).unwrap_or(0)).collect();
             let mut rest = num - nums.iter().sum::<u64>();
             for (n, d) in nums.iter_mut().zip(&dens) {
                 let add = rest.min(d - *n);
