@@ -18,10 +18,12 @@
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod deliver;
 pub mod fhir;
 pub mod ingest;
 pub mod map;
 pub mod samples;
+pub mod server;
 pub mod store;
 pub mod validate;
