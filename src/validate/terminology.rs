@@ -385,8 +385,8 @@ impl TermStore {
         Self::default()
     }
 
-    /// Adds one CodeSystem or ValueSet. The first resource with a given url wins (core first,
-    /// then IGs), as the HL7 validator does for duplicate canonicals within one version.
+    /// Adds one CodeSystem or ValueSet. A later resource with the same url replaces an earlier
+    /// one (base definitions load first, so an `--ig` can override), as for StructureDefinitions.
     pub fn add(&mut self, resource: &Value) -> Result<(), TerminologyError> {
         let rt = resource.get("resourceType").and_then(Value::as_str);
         let url = resource.get("url").and_then(Value::as_str);
@@ -400,16 +400,16 @@ impl TermStore {
         match rt {
             Some("CodeSystem") => {
                 let url = url.ok_or_else(|| missing("CodeSystem"))?;
-                self.code_systems
-                    .entry(canonical(url).to_owned())
-                    .or_insert_with(|| CodeSystemIndex::from_json(resource));
+                self.code_systems.insert(
+                    canonical(url).to_owned(),
+                    CodeSystemIndex::from_json(resource),
+                );
                 Ok(())
             }
             Some("ValueSet") => {
                 let url = url.ok_or_else(|| missing("ValueSet"))?;
                 self.value_set_json
-                    .entry(canonical(url).to_owned())
-                    .or_insert_with(|| resource.clone());
+                    .insert(canonical(url).to_owned(), resource.clone());
                 Ok(())
             }
             other => Err(TerminologyError::NotTerminology(other.map(str::to_owned))),
@@ -1032,7 +1032,7 @@ mod tests {
             serde_json::from_slice(&std::fs::read(dir.join(p)).unwrap()).unwrap()
         };
         let vs = read("r4/valuesets.json");
-        let ethnic = read("ukcore/CodeSystem-UKCore-EthnicCategoryEngland.json");
+        let ethnic = read("r4/ukcore/CodeSystem-UKCore-EthnicCategoryEngland.json");
         let mut s = TermStore::new();
         assert!(s.add_all([&vs, &ethnic]) > 400);
         let t = s.build();
