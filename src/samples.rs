@@ -34,7 +34,8 @@ pub const REFERENCE_INDICATORS: [&str; 12] = [
 ];
 
 /// The 17 ethnic categories a stratum is reported for (A..S and Z "not stated"; the 18th code,
-/// 99 "not known", is folded into Z by the reference data), with their NHS Data Dictionary displays.
+/// 99 "not known", is folded into Z by the reference data), with their NHS Data Dictionary
+/// displays (as in `profiles/CodeSystem-UKCore-EthnicCategoryEngland.json`).
 pub const ETHNIC_CATEGORIES: [(&str, &str); 17] = [
     ("A", "White - British"),
     ("B", "White - Irish"),
@@ -174,8 +175,13 @@ pub fn reference_report(p: &ReportParams) -> Value {
                 .enumerate()
                 .map(|(i, (n, d))| {
                     let decile = (i + 1).to_string();
+                    let display = match i {
+                        0 => "IMD decile 1 (most deprived)".to_owned(),
+                        9 => "IMD decile 10 (least deprived)".to_owned(),
+                        _ => format!("IMD decile {decile}"),
+                    };
                     json!({
-                        "value": coding_display(&url("CodeSystem", "imd-decile"), &decile, &format!("IMD decile {decile}")),
+                        "value": coding_display(&url("CodeSystem", "imd-decile"), &decile, &display),
                         "population": populations(*n, *d),
                     })
                 })
@@ -195,8 +201,8 @@ pub fn reference_report(p: &ReportParams) -> Value {
         "id": format!("{}-{}-{:02}", p.ods.to_lowercase(), p.year, p.month),
         "meta": { "profile": [url("StructureDefinition", "pqom-trust-measurereport")] },
         "identifier": [{
-            "system": url("NamingSystem", "trust-report-id"),
-            "value": format!("{}-{}-{:02}-annex1", p.ods, p.year, p.month),
+            "system": format!("{CANONICAL_BASE}/Id/report-id"),
+            "value": format!("{}-pqom-annex1-{}-{:02}", p.ods, p.year, p.month),
         }],
         "status": "complete",
         "type": "summary",
@@ -256,10 +262,12 @@ pub fn submission_bundle(p: &ReportParams) -> Value {
                 "fullUrl": header_id,
                 "resource": {
                     "resourceType": "MessageHeader",
+                    "id": header_id.trim_start_matches("urn:uuid:"),
                     "meta": { "profile": [url("StructureDefinition", "pqom-messageheader")] },
                     "eventCoding": {
                         "system": url("CodeSystem", "pqom-message-event"),
                         "code": "pqom-submission",
+                        "display": "PQOM submission",
                     },
                     "destination": [{ "name": "PQOM gateway", "endpoint": format!("{CANONICAL_BASE}/fhir") }],
                     "sender": { "reference": org_id, "identifier": { "system": ODS_ORG_SYSTEM, "value": p.ods } },
@@ -277,6 +285,7 @@ pub fn submission_bundle(p: &ReportParams) -> Value {
                 "fullUrl": org_id,
                 "resource": {
                     "resourceType": "Organization",
+                    "id": p.ods.to_lowercase(),
                     "identifier": [{ "system": ODS_ORG_SYSTEM, "value": p.ods }],
                     "active": true,
                     "name": p.trust_name,

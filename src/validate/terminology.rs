@@ -1027,12 +1027,12 @@ mod tests {
     /// The committed R4 subset: the bindings the gateway relies on resolve, SNOMED/UCUM stay unknown.
     #[test]
     fn committed_r4_value_sets() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("definitions");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
         let read = |p: &str| -> Value {
             serde_json::from_slice(&std::fs::read(dir.join(p)).unwrap()).unwrap()
         };
-        let vs = read("r4/valuesets.json");
-        let ethnic = read("r4/ukcore/CodeSystem-UKCore-EthnicCategoryEngland.json");
+        let vs = read("definitions/r4/valuesets.json");
+        let ethnic = read("profiles/CodeSystem-UKCore-EthnicCategoryEngland.json");
         let mut s = TermStore::new();
         assert!(s.add_all([&vs, &ethnic]) > 400);
         let t = s.build();
