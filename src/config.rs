@@ -259,7 +259,11 @@ mod tests {
     #[test]
     fn flags_override_file_and_file_overrides_defaults() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        writeln!(f, "listen = \"127.0.0.1:9000\"\nbody_limit = 2048\nlog_format = \"json\"").unwrap();
+        writeln!(
+            f,
+            "listen = \"127.0.0.1:9000\"\nbody_limit = 2048\nlog_format = \"json\""
+        )
+        .unwrap();
         let args = ServeArgs {
             config: Some(f.path().to_owned()),
             body_limit: Some(4096),

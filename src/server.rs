@@ -52,8 +52,8 @@ impl Bound {
     /// Bind `addr`; with `tls` = (cert, key) PEM files, serve HTTPS.
     pub async fn bind(addr: SocketAddr, tls: Option<(&Path, &Path)>) -> Result<Bound, ServeError> {
         install_crypto_provider();
-        let listener =
-            std::net::TcpListener::bind(addr).map_err(|source| ServeError::Bind { addr, source })?;
+        let listener = std::net::TcpListener::bind(addr)
+            .map_err(|source| ServeError::Bind { addr, source })?;
         listener.set_nonblocking(true)?;
         let tls = match tls {
             Some((cert, key)) => Some(
@@ -85,9 +85,12 @@ impl Bound {
         match self.tls {
             None => {
                 let listener = tokio::net::TcpListener::from_std(self.listener)?;
-                axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-                    .with_graceful_shutdown(shutdown)
-                    .await?;
+                axum::serve(
+                    listener,
+                    app.into_make_service_with_connect_info::<SocketAddr>(),
+                )
+                .with_graceful_shutdown(shutdown)
+                .await?;
             }
             Some(config) => {
                 let handle = axum_server::Handle::new();
@@ -242,7 +245,9 @@ mod tests {
     }
 
     async fn start() -> (SocketAddr, tokio::sync::oneshot::Sender<()>) {
-        let bound = Bound::bind("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
+        let bound = Bound::bind("127.0.0.1:0".parse().unwrap(), None)
+            .await
+            .unwrap();
         let addr = bound.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(bound.serve(app(), Duration::from_millis(300), async {
@@ -255,8 +260,18 @@ mod tests {
     async fn request_id_is_generated_and_echoed() {
         let (addr, _stop) = start().await;
         let client = reqwest::Client::new();
-        let r = client.get(format!("http://{addr}/ok")).send().await.unwrap();
-        let generated = r.headers().get("x-request-id").unwrap().to_str().unwrap().to_owned();
+        let r = client
+            .get(format!("http://{addr}/ok"))
+            .send()
+            .await
+            .unwrap();
+        let generated = r
+            .headers()
+            .get("x-request-id")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert_eq!(generated.len(), 36, "a UUID: {generated}");
         let r = client
             .get(format!("http://{addr}/ok"))
@@ -290,7 +305,9 @@ mod tests {
 
     #[tokio::test]
     async fn graceful_shutdown_drains_in_flight_request() {
-        let bound = Bound::bind("127.0.0.1:0".parse().unwrap(), None).await.unwrap();
+        let bound = Bound::bind("127.0.0.1:0".parse().unwrap(), None)
+            .await
+            .unwrap();
         let addr = bound.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let router = Router::new().route(
@@ -310,7 +327,10 @@ mod tests {
         let response = in_flight.await.unwrap().unwrap();
         assert_eq!(response.text().await.unwrap(), "done");
         server.await.unwrap().unwrap();
-        assert!(reqwest::get(format!("http://{addr}/work")).await.is_err(), "listener closed");
+        assert!(
+            reqwest::get(format!("http://{addr}/work")).await.is_err(),
+            "listener closed"
+        );
     }
 
     #[tokio::test]
@@ -321,9 +341,12 @@ mod tests {
         let key_path = dir.path().join("key.pem");
         std::fs::write(&cert_path, cert.cert.pem()).unwrap();
         std::fs::write(&key_path, cert.signing_key.serialize_pem()).unwrap();
-        let bound = Bound::bind("127.0.0.1:0".parse().unwrap(), Some((&cert_path, &key_path)))
-            .await
-            .unwrap();
+        let bound = Bound::bind(
+            "127.0.0.1:0".parse().unwrap(),
+            Some((&cert_path, &key_path)),
+        )
+        .await
+        .unwrap();
         assert!(bound.is_tls());
         let port = bound.local_addr().unwrap().port();
         let (_tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -342,6 +365,10 @@ mod tests {
             .unwrap();
         assert_eq!(r.text().await.unwrap(), "ok");
         // Plain HTTP to the TLS port is refused, not served.
-        assert!(reqwest::get(format!("http://127.0.0.1:{port}/ok")).await.is_err());
+        assert!(
+            reqwest::get(format!("http://127.0.0.1:{port}/ok"))
+                .await
+                .is_err()
+        );
     }
 }
