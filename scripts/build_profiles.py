@@ -522,7 +522,7 @@ def build_messaging():
     els = [
         element(b, short="PQOM submission message",
                 constraint=[constraint("pqom-60", "A submission message has the event pqom-submission",
-                                       f"entry.first().resource.event.where(system = '{BASE}/CodeSystem/pqom-message-event').code = 'pqom-submission'",
+                                       f"entry.first().resource.is(MessageHeader) implies entry.first().resource.event.where(system = '{BASE}/CodeSystem/pqom-message-event').code = 'pqom-submission'",
                                        "Forwarded and regional bundles are produced by the gateway; trusts only submit.")]),
         element(f"{b}.identifier", min=1, short="Business identifier of this Bundle instance"),
         element(f"{b}.identifier.system", min=1),
@@ -595,7 +595,7 @@ def build_measurereports():
         return f"%context.{pop_where(code)}.count.first()"
 
     sum_le = " and ".join(
-        f"({strata_sum(c)} <= {group_count(c)} or %context.{pop_where(c)}.empty())" for c in ("numerator", "denominator", "initial-population")
+        f"({strata_sum(c)} <= {group_count(c)} or %context.{pop_where(c)}.count.empty())" for c in ("numerator", "denominator", "initial-population")
     )
     complete = (
         f"(code.coding.exists(system = '{STRAT_CS}' and code = 'ethnic-category') and stratum.value.coding.code.distinct().count() = 18)"
@@ -603,7 +603,7 @@ def build_measurereports():
         f" or (code.coding.exists(system = '{STRAT_CS}' and code = 'imd-quintile') and stratum.value.coding.code.distinct().count() = 8)"
     )
     sum_eq = " and ".join(
-        f"({strata_sum(c)} = {group_count(c)} or %context.{pop_where(c)}.empty())" for c in ("numerator", "denominator", "initial-population")
+        f"({strata_sum(c)} = {group_count(c)} or %context.{pop_where(c)}.count.empty())" for c in ("numerator", "denominator", "initial-population")
     )
     strat_systems = [
         ("ethnic-category", ETHNIC_CS), ("imd-decile", f"{BASE}/CodeSystem/imd-decile"),
