@@ -390,7 +390,7 @@ def main():
     # ---- valid ----------------------------------------------------------------------------
     valid("Bundle-rm1-submission-2026-10.json", bundle, rm1_bundle(),
           "RM1 (Norfolk and Norwich) submission message for October 2026: MessageHeader, the pqom-annex1 MeasureReport, the trust Organization.")
-    valid("MessageHeader-rm1-submission-2026-10.json", mh_p, rm1_header(), "The MessageHeader of RM1's October 2026 submission.")
+    valid(f"MessageHeader-{MH_ID_RM1}.json", mh_p, rm1_header(), "The MessageHeader of RM1's October 2026 submission.")
     valid("MeasureReport-rm1-pqom-annex1-2026-10.json", trust, rm1_report(),
           "RM1's pqom-annex1 report for October 2026: six indicators each stratified by all 18 ethnic categories and all 13 IMD decile codes "
           "(complete breakdowns: strata add up to the group), and training compliance by staff group.")
