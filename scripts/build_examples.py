@@ -53,8 +53,10 @@ ETHNIC_CODES = [
 IMD_CODES = [(str(i), f"IMD decile {i}" + (" (most deprived)" if i == 1 else " (least deprived)" if i == 10 else ""), w)
              for i, w in zip(range(1, 11), [0.12, 0.11, 0.10, 0.10, 0.10, 0.10, 0.10, 0.09, 0.08, 0.07])] + [
     ("resident-elsewhere", "Resident outside England", 0.005), ("pseudo-postcode", "Pseudo postcode", 0.002), ("unknown", "Unknown", 0.006)]
-STAFF_CODES = [("midwife", "Midwife"), ("maternity-support-worker", "Maternity support worker"), ("obstetrician", "Obstetrician"),
-               ("anaesthetist", "Anaesthetist"), ("neonatologist", "Neonatologist"), ("neonatal-nurse", "Neonatal nurse")]
+STAFF_CODES = [("midwife", "Midwives"), ("maternity-support-worker", "Maternity support workers"), ("obstetric-consultant", "Obstetric consultants"),
+               ("obstetric-doctor", "Obstetric doctors (trainees, specialty and specialist grades)"), ("anaesthetist", "Anaesthetists"),
+               ("neonatologist", "Neonatologists and paediatricians"), ("neonatal-nurse", "Neonatal nurses")]
+INSIGHT = f"{BASE}/CodeSystem/pqom-insight-category"
 
 INDICATOR_TITLES = {
     "stillbirth-rate": "Stillbirths per 1,000 total births",
@@ -176,7 +178,7 @@ def rm1_report(reporter_ref=None):
     training = {"code": cc(IND, "training-compliance", INDICATOR_TITLES["training-compliance"]),
                 "population": [population("numerator", 0), population("denominator", 0)],
                 "stratifier": [{"code": [cc(STRAT, "staff-group", "Staff group")], "stratum": []}]}
-    staff = [("midwife", 292, 318), ("maternity-support-worker", 71, 80), ("obstetrician", 38, 46), ("anaesthetist", 21, 27),
+    staff = [("midwife", 292, 318), ("maternity-support-worker", 71, 80), ("obstetric-consultant", 17, 19), ("obstetric-doctor", 21, 27), ("anaesthetist", 21, 27),
              ("neonatologist", 17, 19), ("neonatal-nurse", 86, 94)]
     for code, n, d in staff:
         training["stratifier"][0]["stratum"].append(
@@ -200,9 +202,19 @@ def rgp_report():
                                          "(4, one moderate harm). Actions: CTG fresh-eyes audit, VTE prompt in the booking template."}],
          "code": cc(IND, "psi-themes", INDICATOR_TITLES["psi-themes"]),
          "population": [population("initial-population", 37)],
-         "stratifier": [{"code": [cc(STRAT, "harm-level", "Harm level")], "stratum": [
-             {"value": cc(HARM, c, d), "population": [population("initial-population", n)]}
-             for c, d, n in [("no-harm", "No harm", 24), ("low", "Low harm", 10), ("moderate", "Moderate harm", 3)]]}]},
+         "stratifier": [
+             # An incident can carry several themes, so insight-category strata may add up to more than the group (pqom-4 exempts it).
+             {"code": [cc(STRAT, "insight-category", "Insight category")], "stratum": [
+                 {"value": cc(INSIGHT, c, d), "population": [population("initial-population", n)]}
+                 for c, d, n in [("fetal-monitoring", "Fetal monitoring and assessment of fetal wellbeing", 6),
+                                 ("assessment-and-escalation", "Clinical assessment, recognition of deterioration and escalation", 9),
+                                 ("induction-and-labour-care", "Induction of labour and intrapartum care", 4),
+                                 ("medication", "Medication", 5), ("communication", "Communication, information and involvement", 7),
+                                 ("documentation", "Documentation and record keeping", 5), ("staffing-and-capacity", "Staffing, acuity and capacity", 3),
+                                 ("other", "Other", 2)]]},
+             {"code": [cc(STRAT, "harm-level", "Harm level")], "stratum": [
+                 {"value": cc(HARM, c, d), "population": [population("initial-population", n)]}
+                 for c, d, n in [("no-harm", "No harm", 24), ("low-harm", "Low harm", 10), ("moderate-harm", "Moderate harm", 3)]]}]},
     ]
     r = trust_report("RGP", "rgp-pqom-annex1-2026-10", groups, date="2026-11-07T14:05:00Z")
     return r
@@ -300,35 +312,41 @@ def indicator_report(rid, level, ods, code, num, den, score, unit, completeness=
 
 
 def measure_example():
+    """An indicator Measure in the shape the catalogue export writes (id prefixed example- so it cannot clash with the real one)."""
+    crit = lambda text: {"language": "text/plain", "expression": text}
     return {
         "resourceType": "Measure", "id": "example-smoking-at-delivery",
         "meta": {"profile": [f"{P}/pqom-measure"]},
         "extension": [
-            {"url": f"{P}/pqom-reporting-frequency", "valueCode": "monthly"},
-            {"url": f"{P}/pqom-annex1-theme", "valueCoding": {"system": f"{BASE}/CodeSystem/pqom-annex1-theme", "code": "structures-and-standards"}},
+            {"url": f"{P}/pqom-measure-kind", "valueCode": "proportion"},
+            {"url": f"{P}/pqom-measure-frequency", "valueCode": "monthly"},
+            {"url": f"{P}/pqom-measure-unit", "valueString": "%"},
+            {"url": f"{P}/pqom-measure-data-source", "valueCoding": {"system": f"{BASE}/CodeSystem/pqom-data-source", "code": "msds-cqim",
+                                                                    "display": "Maternity Services Data Set clinical quality improvement metrics"}},
         ],
         "url": f"{BASE}/Measure/example-smoking-at-delivery",
-        "version": "0.1.0",
+        "version": "1.0.0",
         "name": "ExampleSmokingAtDelivery",
         "title": "Smoking at time of delivery (example)",
         "status": "draft",
         "experimental": True,
+        "date": "2026-11-23",
         "publisher": "pqom-gateway project",
         "description": "Example of a PQOM indicator Measure as the catalogue publishes it: women known to smoke at the time of delivery, "
-                       "as a percentage of maternities with a known smoking status (MSDS clinical quality measure).",
+                       "as a percentage of maternities with a known smoking status (MSDS clinical quality improvement metric).",
+        "topic": [cc(f"{BASE}/CodeSystem/pqom-theme", "structures-and-standards",
+                     "Structures and standards underpinning safer, more personalised, equitable care")],
         "scoring": cc("http://terminology.hl7.org/CodeSystem/measure-scoring", "proportion", "Proportion"),
         "improvementNotation": cc("http://terminology.hl7.org/CodeSystem/measure-improvement-notation", "decrease", "Decreased score indicates improvement"),
         "group": [{
             "code": cc(IND, "smoking-at-delivery", INDICATOR_TITLES["smoking-at-delivery"]),
             "population": [
-                {"code": cc(POP, "numerator", "Numerator"), "criteria": {"language": "text/cql-identifier", "expression": "Numerator",
-                                                                        "description": "Maternities where the mother was a smoker at the time of delivery."}},
-                {"code": cc(POP, "denominator", "Denominator"), "criteria": {"language": "text/cql-identifier", "expression": "Denominator",
-                                                                            "description": "Maternities in the period with a known smoking status at delivery."}},
+                {"code": cc(POP, "numerator", "Numerator"), "criteria": crit("Maternities where the mother was a smoker at the time of delivery.")},
+                {"code": cc(POP, "denominator", "Denominator"), "criteria": crit("Maternities in the period with a known smoking status at delivery.")},
             ],
             "stratifier": [
-                {"code": cc(STRAT, "ethnic-category", "Ethnic category"), "criteria": {"language": "text/cql-identifier", "expression": "Ethnic Category"}},
-                {"code": cc(STRAT, "imd-decile", "IMD decile"), "criteria": {"language": "text/cql-identifier", "expression": "IMD Decile"}},
+                {"code": cc(STRAT, "ethnic-category", "Ethnic category"), "criteria": crit("Ethnic category of the mother.")},
+                {"code": cc(STRAT, "imd-decile", "IMD decile"), "criteria": crit("IMD decile of the mother's residence at booking.")},
             ],
         }],
     }
@@ -552,13 +570,14 @@ def main():
         m = measure_example()
         fn(m)
         return m
-    invalid("Measure-no-reporting-frequency.json", meas, mvar(lambda m: m["extension"].pop(0)),
-            "the reporting frequency extension is required", "Measure", "structure")
-    invalid("Measure-proportion-no-improvement-notation.json", meas, mvar(lambda m: m.pop("improvementNotation")),
-            "a proportion measure without improvementNotation (pqom-41)", "Measure", "invariant")
+    invalid("Measure-frequency-unknown.json", meas, mvar(lambda m: m["extension"][1].update(valueCode="weekly")),
+            "reporting frequency weekly is not in pqom-reporting-frequency (required binding)", "Measure.extension[1].value.ofType(code)", "code-invalid")
+    invalid("Measure-no-scoring.json", meas, mvar(lambda m: m.pop("scoring")),
+            "no scoring for the Measure nor for its group (pqom-41)", "Measure", "invariant")
     invalid("Measure-url-outside-base.json", meas, mvar(lambda m: m.update(url="http://example.org/Measure/smoking")),
             "url outside the PQOM canonical base (pqom-40)", "Measure.url", "invariant")
     invalid("Measure-no-version.json", meas, mvar(lambda m: m.pop("version")), "version is required", "Measure", "structure")
+    invalid("Measure-group-no-code.json", meas, mvar(lambda m: m["group"][0].pop("code")), "group.code is required", "Measure.group[0]", "structure")
 
     # ---- invalid: Provenance ----------------------------------------------------------------
     def pvar(fn):
