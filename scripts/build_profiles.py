@@ -559,8 +559,7 @@ def build_measurereports():
                              "description": "By measure-population code."}),
             element(f"{prefix}.code", min=1, short="measure-population code"),
             element(f"{prefix}.count", min=1, short="Count (required)",
-                    definition="The count is required: the gateway pools counts across trusts and recomputes rates from them; it never averages rates.",
-                    constraint=[]),
+                    definition="The count is required: the gateway pools counts across trusts and recomputes rates from them; it never averages rates."),
         ]
         for code in ("numerator", "denominator", "initial-population"):
             out += [
@@ -841,6 +840,22 @@ def build_provenance():
     )
 
 
+def check_no_empty(value, where):
+    """FHIR JSON forbids empty arrays, empty objects, null and empty strings."""
+    if isinstance(value, dict):
+        if not value:
+            sys.exit(f"{where}: empty object")
+        for k, v in value.items():
+            check_no_empty(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        if not value:
+            sys.exit(f"{where}: empty array")
+        for i, v in enumerate(value):
+            check_no_empty(v, f"{where}[{i}]")
+    elif value is None or value == "":
+        sys.exit(f"{where}: null or empty string")
+
+
 def main():
     build_terminology()
     build_extensions()
@@ -855,6 +870,7 @@ def main():
         if name in ids:
             sys.exit(f"duplicate resource {name}")
         ids.add(name)
+        check_no_empty(res, name)
         (OUT / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {len(RESOURCES)} resources to {OUT.relative_to(ROOT)}/")
 

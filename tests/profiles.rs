@@ -292,3 +292,35 @@ fn manifest_lists_every_example_with_its_profile_and_broken_rule() {
         "{valid} valid, {invalid} invalid"
     );
 }
+
+/// FHIR JSON has no empty arrays, empty objects, nulls or empty strings (json.html); other tools reject them.
+fn assert_no_empty(value: &Value, at: &str) {
+    match value {
+        Value::Null => panic!("{at}: null"),
+        Value::String(s) => assert!(!s.is_empty(), "{at}: empty string"),
+        Value::Array(items) => {
+            assert!(!items.is_empty(), "{at}: empty array");
+            for (i, v) in items.iter().enumerate() {
+                assert_no_empty(v, &format!("{at}[{i}]"));
+            }
+        }
+        Value::Object(map) => {
+            assert!(!map.is_empty(), "{at}: empty object");
+            for (k, v) in map {
+                assert_no_empty(v, &format!("{at}.{k}"));
+            }
+        }
+        Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+#[test]
+fn no_file_has_empty_or_null_values() {
+    let mut files: Vec<PathBuf> = package_resources().into_iter().map(|(p, _)| p).collect();
+    for dir in ["valid", "invalid"] {
+        files.extend(json_files(&root().join("examples").join(dir)));
+    }
+    for path in files {
+        assert_no_empty(&read_json(&path), &file_name(&path));
+    }
+}
