@@ -30,6 +30,21 @@ IND_CS = f"{BASE}/CodeSystem/pqom-indicator"
 SRC_CS = f"{BASE}/CodeSystem/pqom-source-measure"
 STRAT_CS = f"{BASE}/CodeSystem/pqom-stratifier"
 R4 = "http://hl7.org/fhir/StructureDefinition"
+# pqom-stratifier codes: (code, display, definition, code system of the stratum values). Same codes as the
+# catalogue's [[stratifier]] list (mappings/catalogue/annex1.toml); the first four are fixed in docs/CONVENTIONS.md.
+STRATIFIERS = [
+    ("ethnic-category", "Ethnic category", "Ethnic category of the mother (NHS Data Dictionary ETHNIC CATEGORY, England).", ETHNIC_CS),
+    ("imd-decile", "IMD decile", "Index of Multiple Deprivation decile of the LSOA of the mother's residence (1 = most deprived).", f"{BASE}/CodeSystem/imd-decile"),
+    ("imd-quintile", "IMD quintile", "Index of Multiple Deprivation quintile (ceil(decile / 2); 1 = most deprived).", f"{BASE}/CodeSystem/imd-quintile"),
+    ("staff-group", "Staff group", "Staff group, for workforce measures and staff feedback.", f"{BASE}/CodeSystem/pqom-staff-group"),
+    ("insight-category", "Insight category", "Theme category of an incident, feedback item, concern or report. An item may carry several themes, so strata need not add up to the group.", f"{BASE}/CodeSystem/pqom-insight-category"),
+    ("harm-level", "Harm level", "Harm level of a patient safety event (patient safety events policy).", f"{BASE}/CodeSystem/pqom-harm-level"),
+    ("feedback-source", "Feedback source", "Channel a service-user feedback item came through.", f"{BASE}/CodeSystem/pqom-feedback-source"),
+    ("external-body", "External body", "Organisation raising a concern or request for action with the trust.", f"{BASE}/CodeSystem/pqom-external-body"),
+    ("mis-safety-action", "MIS safety action", "Maternity Incentive Scheme safety action (1-10).", f"{BASE}/CodeSystem/pqom-mis-safety-action"),
+]
+# Stratifiers whose strata may overlap (one item, several categories): exempt from the "strata add up" rules.
+OVERLAPPING_STRATIFIERS = ["insight-category"]
 UKCORE_SRC = Path("/work/shared/domain/ukcore/CodeSystem-UKCore-EthnicCategoryEngland.json")
 
 COMMON = {
@@ -117,14 +132,11 @@ def build_terminology():
         "pqom-stratifier",
         "PqomStratifier",
         "PQOM stratifiers",
-        "What a MeasureReport stratifier breaks a group down by. PQOM Annex 1 asks for subgroup analyses at a minimum by ethnic group and by deprivation of the mother's postcode.",
-        [
-            ("ethnic-category", "Ethnic category", "Ethnic category of the mother (NHS Data Dictionary ETHNIC CATEGORY, UK Core CodeSystem UKCore-EthnicCategoryEngland). Stratum values from that CodeSystem."),
-            ("imd-decile", "IMD decile", "Index of Multiple Deprivation decile of the LSOA of the mother's residence at booking (1 = most deprived). Stratum values from CodeSystem imd-decile."),
-            ("imd-quintile", "IMD quintile", "Index of Multiple Deprivation quintile (ceil(decile / 2); 1 = most deprived). Stratum values from CodeSystem imd-quintile."),
-            ("staff-group", "Staff group", "Staff group, for workforce measures (training compliance, staffing). Stratum values from CodeSystem pqom-staff-group."),
-            ("harm-level", "Harm level", "Level of harm of a patient safety incident, for the incident themes item. Stratum values from CodeSystem pqom-harm-level."),
-        ],
+        "What a MeasureReport stratifier breaks a group down by. PQOM Annex 1 asks for subgroup analyses at a minimum by ethnic group and by "
+        "deprivation of the mother's postcode; the other codes carry the coded form of workforce and qualitative items. "
+        "Each code names the code system its stratum values come from (invariant pqom-3 of the trust MeasureReport profile). "
+        "The codes match the catalogue's [[stratifier]] list (mappings/catalogue/annex1.toml).",
+        [(c, d, df) for c, d, df, _ in STRATIFIERS],
     )
     deciles = [
         (str(i), f"IMD decile {i}" + (" (most deprived)" if i == 1 else " (least deprived)" if i == 10 else ""),
@@ -143,68 +155,28 @@ def build_terminology():
         "English Index of Multiple Deprivation decile of the LSOA of the mother's residence (1 = most deprived ... 10 = least deprived), with codes for residence that has no English IMD rank. No FHIR CodeSystem exists for IMD deciles, so PQOM defines this one.",
         deciles + special,
     )
-    quintiles = [
-        (str(i), f"IMD quintile {i}" + (" (most deprived)" if i == 1 else " (least deprived)" if i == 5 else ""),
-         f"The LSOA of residence is in quintile {i} of the English Index of Multiple Deprivation (deciles {2 * i - 1} and {2 * i}).")
-        for i in range(1, 6)
-    ]
-    codesystem(
-        "imd-quintile",
-        "ImdQuintile",
-        "Index of Multiple Deprivation quintile",
-        "English Index of Multiple Deprivation quintile (ceil(decile / 2); 1 = most deprived), with the same codes as imd-decile for residence that has no English IMD rank.",
-        quintiles + special,
-    )
-    codesystem(
-        "pqom-staff-group",
-        "PqomStaffGroup",
-        "PQOM maternity and neonatal staff groups",
-        "Staff groups for workforce measures (training compliance for all staff groups in maternity and neonatal critical care, minimum safe staffing).",
-        [
-            ("midwife", "Midwife", "Registered midwives."),
-            ("maternity-support-worker", "Maternity support worker", "Maternity support workers and maternity care assistants."),
-            ("obstetrician", "Obstetrician", "Obstetric consultants and doctors in training in obstetrics and gynaecology."),
-            ("anaesthetist", "Anaesthetist", "Obstetric anaesthetists (consultants and doctors in training)."),
-            ("neonatologist", "Neonatologist", "Neonatal medical staff (consultants, doctors in training, advanced neonatal nurse practitioners on the medical rota)."),
-            ("neonatal-nurse", "Neonatal nurse", "Registered neonatal nurses, including qualified in speciality."),
-            ("other", "Other staff", "Any other staff group in maternity and neonatal services."),
-        ],
-    )
-    codesystem(
-        "pqom-harm-level",
-        "PqomHarmLevel",
-        "Patient safety incident harm level",
-        "Level of physical or psychological harm of a patient safety incident, as recorded under the NHS England patient safety events policy (LFPSE). Used to stratify the incident themes item.",
-        [
-            ("no-harm", "No harm", "No harm occurred."),
-            ("low", "Low harm", "Minimal harm: required extra observation or minor treatment."),
-            ("moderate", "Moderate harm", "Significant but not permanent harm, or moderate increase in treatment."),
-            ("severe", "Severe harm", "Permanent harm or long-term harm."),
-            ("fatal", "Fatal", "Death caused by the incident."),
-        ],
-    )
-    codesystem(
-        "pqom-annex1-theme",
-        "PqomAnnex1Theme",
-        "PQOM Annex 1 themes",
-        "The themes under which PQOM Annex 1 (NHS England, Perinatal quality oversight model, PRN01692) groups the data and insights a trust board should consider, plus the board-level minimum list.",
-        [
-            ("listening-to-women-and-families", "Listening to women and families", "Service user feedback: Friends and Family Test, maternity and neonatal voices partnerships, complaints, advocates, FTSU, Healthwatch."),
-            ("workforce", "Workforce", "Provider workforce returns, training compliance, minimum staffing, staff surveys and feedback."),
-            ("culture-of-learning", "Culture of learning, safety and support", "Thematic learning from incidents, surveys and claims; progress against interventions (CQC, MSSP, MNSI, Regulation 28)."),
-            ("structures-and-standards", "Structures and standards underpinning safer, more personalised, equitable care", "Clinical quality improvement: NNAP measures and the Maternity Services Dashboard clinical quality metrics."),
-            ("board-minimum", "Board-level minimum data measures", "The data measures trust boards should consider at least quarterly (perinatal deaths review, MNSI, incidents, training, staffing, feedback, MIS)."),
-        ],
-    )
     codesystem(
         "pqom-reporting-frequency",
         "PqomReportingFrequency",
         "PQOM reporting frequency",
-        "How often an indicator is reported to the board and up the oversight model.",
+        "How often an indicator is reported by a trust to its board and up the oversight model (catalogue field `frequency`).",
         [
             ("monthly", "Monthly", "Reported every calendar month."),
             ("quarterly", "Quarterly", "Reported every quarter (the Annex 1 minimum for board-level measures)."),
             ("annual", "Annual", "Reported once a year (for example staff survey based measures)."),
+        ],
+    )
+    codesystem(
+        "pqom-measure-kind",
+        "PqomMeasureKind",
+        "PQOM measure kind",
+        "How an indicator's value is computed from its counts (catalogue field `kind`). Pooled values always sum counts and recompute; rates are never averaged.",
+        [
+            ("proportion", "Proportion", "numerator / denominator x 100 (%); the numerator is a subset of the denominator."),
+            ("rate-per-1000", "Rate per 1,000", "numerator / denominator x 1,000; the numerator is a subset of the denominator."),
+            ("ratio", "Ratio", "numerator / denominator x 100; the numerator is not a subset of the denominator, so the value may exceed 100 (e.g. staffing fill rate)."),
+            ("count", "Count", "A count (initial-population) with no denominator."),
+            ("themes", "Themes", "Counts by insight category and harm level (initial-population), with narrative."),
         ],
     )
 
@@ -225,39 +197,36 @@ def build_terminology():
         "IMD deciles 1-10 and the codes for residence without an English IMD rank.", [{"system": f"{BASE}/CodeSystem/imd-decile"}],
     )
     valueset(
-        "imd-quintile", "ImdQuintile", "IMD quintile",
-        "IMD quintiles 1-5 and the codes for residence without an English IMD rank.", [{"system": f"{BASE}/CodeSystem/imd-quintile"}],
-    )
-    valueset(
         "pqom-ethnic-category", "PqomEthnicCategory", "Ethnic category (England)",
         "Ethnic category of the mother, all codes of the UK Core CodeSystem UKCore-EthnicCategoryEngland (NHS Data Dictionary). "
         "Equivalent to UK Core's ValueSet UKCore-EthnicCategory restricted to England; defined here so that the PQOM package loads without UK Core.",
         [{"system": ETHNIC_CS}],
     )
-    valueset(
-        "pqom-staff-group", "PqomStaffGroup", "PQOM staff groups", "All PQOM staff groups.", [{"system": f"{BASE}/CodeSystem/pqom-staff-group"}],
-    )
-    valueset(
-        "pqom-harm-level", "PqomHarmLevel", "Harm level", "All patient safety incident harm levels.", [{"system": f"{BASE}/CodeSystem/pqom-harm-level"}],
-    )
-    valueset(
-        "pqom-annex1-theme", "PqomAnnex1Theme", "PQOM Annex 1 themes", "All Annex 1 themes.", [{"system": f"{BASE}/CodeSystem/pqom-annex1-theme"}],
-    )
+    # ValueSets over the catalogue's CodeSystems (generated on branch `map` from mappings/catalogue/annex1.toml).
+    for rid, name, title in [
+        ("imd-quintile", "ImdQuintile", "IMD quintile"),
+        ("pqom-staff-group", "PqomStaffGroup", "PQOM staff groups"),
+        ("pqom-harm-level", "PqomHarmLevel", "Harm level"),
+        ("pqom-insight-category", "PqomInsightCategory", "Insight theme category"),
+        ("pqom-feedback-source", "PqomFeedbackSource", "Service-user feedback source"),
+        ("pqom-external-body", "PqomExternalBody", "External body raising a concern"),
+        ("pqom-mis-safety-action", "PqomMisSafetyAction", "Maternity Incentive Scheme safety action"),
+        ("pqom-theme", "PqomTheme", "PQOM Annex 1 themes"),
+        ("pqom-data-source", "PqomDataSource", "PQOM indicator data sources"),
+    ]:
+        valueset(rid, name, title, f"All codes of CodeSystem {rid} (generated from the indicator catalogue).", [{"system": f"{BASE}/CodeSystem/{rid}"}])
     valueset(
         "pqom-reporting-frequency", "PqomReportingFrequency", "PQOM reporting frequency", "All reporting frequencies.",
         [{"system": f"{BASE}/CodeSystem/pqom-reporting-frequency"}],
     )
     valueset(
+        "pqom-measure-kind", "PqomMeasureKind", "PQOM measure kind", "All measure kinds.", [{"system": f"{BASE}/CodeSystem/pqom-measure-kind"}],
+    )
+    valueset(
         "pqom-stratum-value", "PqomStratumValue", "PQOM stratum values",
-        "Every value a PQOM stratum may take: ethnic category, IMD decile, IMD quintile, staff group, harm level. "
+        "Every value a PQOM stratum may take: the union of the code systems the pqom-stratifier codes name. "
         "Which of these a stratum must use depends on its stratifier's code (invariant pqom-3 of the trust MeasureReport profile).",
-        [
-            {"system": ETHNIC_CS},
-            {"system": f"{BASE}/CodeSystem/imd-decile"},
-            {"system": f"{BASE}/CodeSystem/imd-quintile"},
-            {"system": f"{BASE}/CodeSystem/pqom-staff-group"},
-            {"system": f"{BASE}/CodeSystem/pqom-harm-level"},
-        ],
+        [{"system": sys} for sys in dict.fromkeys(sys for _, _, _, sys in STRATIFIERS)],
     )
     valueset(
         "pqom-indicator", "PqomIndicator", "PQOM Annex 1 indicators",
@@ -400,17 +369,35 @@ def simple_extension(rid, name, title, description, contexts, value_type, short,
 
 
 def build_extensions():
+    # Measure extensions: the URLs and value types the catalogue export writes (src/map/catalogue.rs, branch `map`).
     simple_extension(
-        "pqom-reporting-frequency", "PqomReportingFrequencyExt", "PQOM reporting frequency",
-        "How often the measure is reported to the trust board and up the oversight model (Annex 1: board-level measures at least quarterly; some annually).",
+        "pqom-measure-kind", "PqomMeasureKindExt", "PQOM measure kind",
+        "How the indicator's value is computed from its counts: proportion, rate-per-1000, ratio (may exceed 100), count, themes.",
+        ["Measure"], "code", "proportion | rate-per-1000 | ratio | count | themes",
+        binding={"strength": "required", "valueSet": f"{BASE}/ValueSet/pqom-measure-kind"},
+    )
+    simple_extension(
+        "pqom-measure-frequency", "PqomMeasureFrequency", "PQOM reporting frequency",
+        "How often a trust reports the measure (Annex 1: board-level measures at least quarterly; staff survey measures annually).",
         ["Measure"], "code", "monthly | quarterly | annual",
         binding={"strength": "required", "valueSet": f"{BASE}/ValueSet/pqom-reporting-frequency"},
     )
     simple_extension(
-        "pqom-annex1-theme", "PqomAnnex1ThemeExt", "PQOM Annex 1 theme",
-        "The PQOM Annex 1 theme the measure (or one of its groups) belongs to.",
-        ["Measure", "Measure.group"], "Coding", "Annex 1 theme",
-        binding={"strength": "required", "valueSet": f"{BASE}/ValueSet/pqom-annex1-theme"},
+        "pqom-measure-unit", "PqomMeasureUnit", "PQOM measure unit",
+        "Unit of the indicator's value as displayed, e.g. '%', 'per 1,000 total births', 'incidents'.",
+        ["Measure"], "string", "Display unit of the value",
+    )
+    simple_extension(
+        "pqom-measure-data-source", "PqomMeasureDataSource", "PQOM data source",
+        "Where the counts behind the indicator come from (MSDS CQIM, NNAP, MBRRACE-UK, workforce returns, ...). Repeats.",
+        ["Measure"], "Coding", "Data source",
+        binding={"strength": "required", "valueSet": f"{BASE}/ValueSet/pqom-data-source"},
+    )
+    simple_extension(
+        "pqom-measure-target", "PqomMeasureTarget", "PQOM target",
+        "The national or local target the indicator is judged against (drives the SPC assurance icon), e.g. >= 90 %.",
+        ["Measure"], "Quantity", "Target, with comparator",
+        constraints=[constraint("pqom-42", "A target has a value and a comparator", "value.value.exists() and value.comparator.exists()")],
     )
     simple_extension(
         "pqom-group-narrative", "PqomGroupNarrative", "PQOM group narrative",
@@ -522,7 +509,7 @@ def build_messaging():
     els = [
         element(b, short="PQOM submission message",
                 constraint=[constraint("pqom-60", "A submission message has the event pqom-submission",
-                                       f"entry.first().resource.event.where(system = '{BASE}/CodeSystem/pqom-message-event').code = 'pqom-submission'",
+                                       f"entry.first().resource.is(MessageHeader) implies entry.first().resource.event.where(system = '{BASE}/CodeSystem/pqom-message-event').code = 'pqom-submission'",
                                        "Forwarded and regional bundles are produced by the gateway; trusts only submit.")]),
         element(f"{b}.identifier", min=1, short="Business identifier of this Bundle instance"),
         element(f"{b}.identifier.system", min=1),
@@ -572,8 +559,7 @@ def build_measurereports():
                              "description": "By measure-population code."}),
             element(f"{prefix}.code", min=1, short="measure-population code"),
             element(f"{prefix}.count", min=1, short="Count (required)",
-                    definition="The count is required: the gateway pools counts across trusts and recomputes rates from them; it never averages rates.",
-                    constraint=[]),
+                    definition="The count is required: the gateway pools counts across trusts and recomputes rates from them; it never averages rates."),
         ]
         for code in ("numerator", "denominator", "initial-population"):
             out += [
@@ -595,7 +581,7 @@ def build_measurereports():
         return f"%context.{pop_where(code)}.count.first()"
 
     sum_le = " and ".join(
-        f"({strata_sum(c)} <= {group_count(c)} or %context.{pop_where(c)}.empty())" for c in ("numerator", "denominator", "initial-population")
+        f"({strata_sum(c)} <= {group_count(c)} or %context.{pop_where(c)}.count.empty())" for c in ("numerator", "denominator", "initial-population")
     )
     complete = (
         f"(code.coding.exists(system = '{STRAT_CS}' and code = 'ethnic-category') and stratum.value.coding.code.distinct().count() = 18)"
@@ -603,17 +589,14 @@ def build_measurereports():
         f" or (code.coding.exists(system = '{STRAT_CS}' and code = 'imd-quintile') and stratum.value.coding.code.distinct().count() = 8)"
     )
     sum_eq = " and ".join(
-        f"({strata_sum(c)} = {group_count(c)} or %context.{pop_where(c)}.empty())" for c in ("numerator", "denominator", "initial-population")
+        f"({strata_sum(c)} = {group_count(c)} or %context.{pop_where(c)}.count.empty())" for c in ("numerator", "denominator", "initial-population")
     )
-    strat_systems = [
-        ("ethnic-category", ETHNIC_CS), ("imd-decile", f"{BASE}/CodeSystem/imd-decile"),
-        ("imd-quintile", f"{BASE}/CodeSystem/imd-quintile"), ("staff-group", f"{BASE}/CodeSystem/pqom-staff-group"),
-        ("harm-level", f"{BASE}/CodeSystem/pqom-harm-level"),
-    ]
+    strat_systems = [(c, sys) for c, _, _, sys in STRATIFIERS]
     value_by_strat = " and ".join(
         f"(code.coding.exists(system = '{STRAT_CS}' and code = '{c}') implies stratum.value.coding.all(system = '{sys}'))"
         for c, sys in strat_systems
     )
+    overlapping = " and ".join(f"code.coding.exists(system = '{STRAT_CS}' and code = '{c}').not()" for c in OVERLAPPING_STRATIFIERS)
     pops_shape = (f"({num}.exists() = {den}.exists()) and ({num}.exists() or {ip}.exists())")
 
     els = [
@@ -654,8 +637,8 @@ def build_measurereports():
                                "In every stratum, the numerator count does not exceed the denominator count (except ratio indicators)",
                                f"{ratio_exempt} or stratifier.stratum.all(({num}.count.exists() and {den}.count.exists()) implies {num}.count.first() <= {den}.count.first())"),
                     constraint("pqom-4",
-                               "For each stratifier, the strata counts of each population add up to no more than the group's count",
-                               f"stratifier.all({sum_le})",
+                               "For each stratifier (except insight-category, whose strata may overlap), the strata counts of each population add up to no more than the group's count",
+                               f"stratifier.where({overlapping}).all({sum_le})",
                                "Strata partition the group's population (a mother has one ethnic category and one residence), so they cannot add up to more than the whole."),
                     constraint("pqom-5",
                                "Where a stratifier lists every category of its code system (ethnic category: 18 codes incl. Z and 99; IMD decile: 13 codes incl. resident-elsewhere, pseudo-postcode, unknown), the strata counts add up to the group's count",
@@ -678,7 +661,7 @@ def build_measurereports():
                 definition="PQOM Annex 1 asks for subgroup analyses at a minimum by ethnic group and by deprivation based on the mother's postcode.",
                 constraint=[
                     constraint("pqom-3",
-                               "Stratum values come from the code system of the stratifier's code (ethnic-category: UKCore-EthnicCategoryEngland; imd-decile: imd-decile; imd-quintile: imd-quintile; staff-group: pqom-staff-group; harm-level: pqom-harm-level)",
+                               "Stratum values come from the code system of the stratifier's code (ethnic-category: UKCore-EthnicCategoryEngland; imd-decile: imd-decile; imd-quintile: imd-quintile; staff-group: pqom-staff-group; insight-category, harm-level, feedback-source, external-body, mis-safety-action: the pqom- CodeSystem of that name)",
                                value_by_strat),
                     constraint("pqom-10", "Each stratum value appears at most once in a stratifier", "stratum.value.coding.code.isDistinct()"),
                 ]),
@@ -766,20 +749,25 @@ def build_measurereports():
 
 def build_measure():
     m = "Measure"
+    group_scoring = "http://hl7.org/fhir/5.0/StructureDefinition/extension-Measure.group.scoring"
+    ext = lambda rid: [{"code": "Extension", "profile": [f"{BASE}/StructureDefinition/{rid}"]}]
     profile(
         "pqom-measure", "PqomMeasure", "PQOM Measure", m,
-        "A Measure as the PQOM catalogue publishes it: the Annex 1 report (pqom-annex1), each Annex 1 indicator, and each source-measure family "
-        "(MSDS CQIM, NNAP, MBRRACE-UK). Versioned canonical, scoring, improvement notation, group codes, reporting frequency and Annex 1 theme.",
+        "A Measure as the PQOM catalogue publishes it (generated from mappings/catalogue/annex1.toml): the Annex 1 report (pqom-annex1), each Annex 1 "
+        "indicator, and each source-measure family (MSDS CQIM, NNAP, MBRRACE-UK). Versioned canonical under the PQOM base, scoring (for the Measure or per group), "
+        "improvement notation where there is a direction, group codes from pqom-indicator or pqom-source-measure, kind, reporting frequency, unit, data sources, "
+        "target, and the Annex 1 themes as topic.",
         [
             element(m, short="PQOM Measure",
-                    constraint=[constraint("pqom-41", "A proportion or ratio measure states its improvement notation",
-                                           "scoring.coding.exists(code = 'proportion' or code = 'ratio') implies improvementNotation.exists()",
-                                           "The SPC icons (improvement or concern) need the direction of improvement.")]),
+                    constraint=[constraint("pqom-41", "The Measure has a scoring, or every group has one (R5 group scoring cross-version extension)",
+                                           f"scoring.exists() or group.all(extension.where(url = '{group_scoring}').exists())",
+                                           "A multi-indicator Measure such as pqom-annex1 mixes proportions and counts, so scores per group.")]),
             element(f"{m}.extension", slicing={"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}),
-            element(f"{m}.extension:reportingFrequency", min=1, max="1", short="monthly | quarterly | annual",
-                    type=[{"code": "Extension", "profile": [f"{BASE}/StructureDefinition/pqom-reporting-frequency"]}]),
-            element(f"{m}.extension:theme", min=0, max="1", short="Annex 1 theme (indicator Measures)",
-                    type=[{"code": "Extension", "profile": [f"{BASE}/StructureDefinition/pqom-annex1-theme"]}]),
+            element(f"{m}.extension:kind", min=0, max="1", short="proportion | rate-per-1000 | ratio | count | themes", type=ext("pqom-measure-kind")),
+            element(f"{m}.extension:frequency", min=0, max="1", short="monthly | quarterly | annual", type=ext("pqom-measure-frequency")),
+            element(f"{m}.extension:unit", min=0, max="1", short="Display unit of the value", type=ext("pqom-measure-unit")),
+            element(f"{m}.extension:dataSource", min=0, max="*", short="Data sources", type=ext("pqom-measure-data-source")),
+            element(f"{m}.extension:target", min=0, max="1", short="Target (with comparator)", type=ext("pqom-measure-target")),
             element(f"{m}.url", min=1, short="{base}/Measure/{id}",
                     constraint=[constraint("pqom-40", "A PQOM Measure's canonical is under https://fhir.pqom-gateway.org/Measure/",
                                            f"$this.startsWith('{BASE}/Measure/')")]),
@@ -789,13 +777,16 @@ def build_measure():
             element(f"{m}.status"),
             element(f"{m}.publisher", min=1),
             element(f"{m}.description", min=1),
-            element(f"{m}.scoring", min=1, short="proportion | ratio | continuous-variable | cohort",
+            element(f"{m}.topic", short="Annex 1 themes (pqom-theme); the first is the primary theme",
+                    binding={"strength": "extensible", "valueSet": f"{BASE}/ValueSet/pqom-theme"}),
+            element(f"{m}.scoring", short="proportion | ratio | cohort (absent when each group has its own scoring, pqom-41)",
                     binding={"strength": "required", "valueSet": "http://hl7.org/fhir/ValueSet/measure-scoring"}),
-            element(f"{m}.improvementNotation", short="increase | decrease (required for proportion and ratio, pqom-41)",
-                    definition="Which direction is improvement: drives the SPC icons (improvement vs concern)."),
+            element(f"{m}.improvementNotation", short="increase | decrease; absent when neither direction is improvement (e.g. caesarean rates)",
+                    definition="Which direction is improvement: drives the SPC icons (improvement vs concern). Absent means neutral."),
             element(f"{m}.group", min=1),
             element(f"{m}.group.code", min=1, short="pqom-indicator or pqom-source-measure code",
                     binding={"strength": "required", "valueSet": f"{BASE}/ValueSet/pqom-report-group-code"}),
+            element(f"{m}.group.population", min=1),
             element(f"{m}.group.population.code", min=1),
         ],
         purpose="Trusts and subscribers resolve MeasureReport.measure to these; the gateway maps group codes to indicators from them.",
@@ -849,6 +840,22 @@ def build_provenance():
     )
 
 
+def check_no_empty(value, where):
+    """FHIR JSON forbids empty arrays, empty objects, null and empty strings."""
+    if isinstance(value, dict):
+        if not value:
+            sys.exit(f"{where}: empty object")
+        for k, v in value.items():
+            check_no_empty(v, f"{where}.{k}")
+    elif isinstance(value, list):
+        if not value:
+            sys.exit(f"{where}: empty array")
+        for i, v in enumerate(value):
+            check_no_empty(v, f"{where}[{i}]")
+    elif value is None or value == "":
+        sys.exit(f"{where}: null or empty string")
+
+
 def main():
     build_terminology()
     build_extensions()
@@ -863,6 +870,7 @@ def main():
         if name in ids:
             sys.exit(f"duplicate resource {name}")
         ids.add(name)
+        check_no_empty(res, name)
         (OUT / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {len(RESOURCES)} resources to {OUT.relative_to(ROOT)}/")
 
