@@ -1,2 +1,4 @@
 //! Delivery: organisation directory and routing, signed Provenance, subscriptions and the
 //! outbox worker that forwards validated bundles to ICB and regional consumers.
+
+pub mod directory;
