@@ -80,7 +80,7 @@ pub enum DirectoryError {
         origin: String,
         message: String,
         #[source]
-        source: toml::de::Error,
+        source: Box<toml::de::Error>,
     },
     #[error("{origin}:{line}: {message}")]
     Invalid {
@@ -161,7 +161,7 @@ impl Directory {
         let shape: FileShape = toml::from_str(text).map_err(|source| DirectoryError::Parse {
             origin: origin.to_string(),
             message: source.to_string().trim_end().to_string(),
-            source,
+            source: Box::new(source),
         })?;
         let invalid = |span: Range<usize>, message: String| DirectoryError::Invalid {
             origin: origin.to_string(),
