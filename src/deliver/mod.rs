@@ -3,3 +3,5 @@
 
 pub mod canonical;
 pub mod directory;
+pub mod keys;
+pub mod signing;
