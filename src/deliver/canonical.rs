@@ -96,6 +96,16 @@ impl Object {
         self.0.insert(at, (name, value));
     }
 
+    /// Move the named members (those present) to the front, in the order given.
+    pub fn move_to_front(&mut self, names: &[&str]) {
+        for name in names.iter().rev() {
+            if let Some(at) = self.0.iter().position(|(k, _)| k == name) {
+                let member = self.0.remove(at);
+                self.0.insert(0, member);
+            }
+        }
+    }
+
     pub fn remove(&mut self, name: &str) -> Option<Json> {
         let at = self.0.iter().position(|(k, _)| k == name)?;
         Some(self.0.remove(at).1)
@@ -168,6 +178,24 @@ impl Json {
                     .collect(),
             )),
         }
+    }
+
+    /// Like [`Json::from_value`], then `resourceType`, `id`, `meta` first in every object:
+    /// `serde_json::Value` objects come out sorted by name, and FHIR readers expect those first.
+    pub fn from_fhir_value(v: &serde_json::Value) -> Json {
+        fn hoist(j: &mut Json) {
+            match j {
+                Json::Object(o) => {
+                    o.move_to_front(&["resourceType", "id", "meta"]);
+                    o.0.iter_mut().for_each(|(_, v)| hoist(v));
+                }
+                Json::Array(a) => a.iter_mut().for_each(hoist),
+                _ => {}
+            }
+        }
+        let mut j = Json::from_value(v);
+        hoist(&mut j);
+        j
     }
 
     pub fn str(s: impl Into<String>) -> Json {
