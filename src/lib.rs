@@ -21,5 +21,6 @@ pub mod deliver;
 pub mod fhir;
 pub mod ingest;
 pub mod map;
+pub mod pipeline;
 pub mod store;
 pub mod validate;
