@@ -16,7 +16,6 @@
 //! - Foreign keys on.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -73,7 +72,7 @@ impl SqliteStore {
                 ))
             })?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite:")?
+        let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
