@@ -161,12 +161,11 @@ impl Pipeline {
     pub async fn process_message(&self, body: Vec<u8>) -> Result<MessageResult, PipelineError> {
         let limits = self.limits;
         // Parsing a large body is CPU work; keep it off the async workers.
-        let (body, parsed) =
-            tokio::task::spawn_blocking(move || {
-                let parsed = ingest::message(&body, &limits);
-                (body, parsed)
-            })
-            .await?;
+        let (body, parsed) = tokio::task::spawn_blocking(move || {
+            let parsed = ingest::message(&body, &limits);
+            (body, parsed)
+        })
+        .await?;
         let message = match parsed {
             Ok(m) => m,
             Err(error) => {
@@ -321,7 +320,11 @@ impl Pipeline {
         .await?;
         let resource = match parsed {
             Ok(r) => r,
-            Err(error) => return self.reject_rest(body, None, Rejection::Envelope(error)).await,
+            Err(error) => {
+                return self
+                    .reject_rest(body, None, Rejection::Envelope(error))
+                    .await;
+            }
         };
         let sender = reporter_ods(&resource.json);
         if let Some(condition) = condition {
@@ -631,7 +634,12 @@ mod tests {
                 code: "1".into()
             }
         );
-        for bad in ["status=final", "identifier=1", "identifier=a|1&status=x", ""] {
+        for bad in [
+            "status=final",
+            "identifier=1",
+            "identifier=a|1&status=x",
+            "",
+        ] {
             assert!(
                 matches!(
                     parse_if_none_exist(bad),

@@ -37,7 +37,9 @@ async fn read_and_vread_unknown_are_404_with_an_operation_outcome(app: TestApp) 
 
 async fn search_pages_with_next_links_until_done(app: TestApp) {
     for i in 0..5 {
-        let r = app.post("/MeasureReport", &measure_report(&format!("P-{i}"))).await;
+        let r = app
+            .post("/MeasureReport", &measure_report(&format!("P-{i}")))
+            .await;
         assert_eq!(r.status(), StatusCode::CREATED);
     }
     let mut url = format!("{}/MeasureReport?reporter=RX1&_count=2", app.fhir);
@@ -59,7 +61,10 @@ async fn search_pages_with_next_links_until_done(app: TestApp) {
         }
         match links.iter().find(|l| l["relation"] == "next") {
             Some(next) => {
-                assert!(page.get("total").is_none(), "total is only given when cheap");
+                assert!(
+                    page.get("total").is_none(),
+                    "total is only given when cheap"
+                );
                 url = next["url"].as_str().unwrap().to_owned();
                 assert!(url.contains("reporter=RX1") && url.contains("_count=2"));
             }
@@ -91,7 +96,10 @@ async fn search_by_reporter_period_measure_and_status(app: TestApp) {
     assert_eq!(count(&app, "reporter=RY2").await, 1);
     assert_eq!(count(&app, &format!("reporter={ODS}|RX1")).await, 1);
     assert_eq!(count(&app, "period=2026-10").await, 1);
-    assert_eq!(count(&app, "period=ge2026-09-01&period=le2026-10-31").await, 2);
+    assert_eq!(
+        count(&app, "period=ge2026-09-01&period=le2026-10-31").await,
+        2
+    );
     assert_eq!(count(&app, &format!("measure={ANNEX1}")).await, 2);
     assert_eq!(count(&app, "status=pending").await, 1);
     assert_eq!(count(&app, "status=complete,pending").await, 2);
@@ -158,7 +166,12 @@ async fn every_interaction_the_capability_statement_advertises_answers(app: Test
 }
 
 async fn readyz_is_200_when_the_store_answers(app: TestApp) {
-    let r = app.client.get(format!("{}/readyz", app.addr)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/readyz", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 }
 
@@ -182,30 +195,53 @@ async fn loaded_profiles_are_advertised() {
     let of = |ty: &str| resources.iter().find(|r| r["type"] == ty).unwrap().clone();
     assert_eq!(of("MeasureReport")["supportedProfile"][0], profile);
     assert_eq!(of("Bundle")["supportedProfile"][0], bundle_profile);
-    assert!(of("Bundle").get("interaction").is_none(), "Bundles are received as messages only");
+    assert!(
+        of("Bundle").get("interaction").is_none(),
+        "Bundles are received as messages only"
+    );
 }
 
 #[tokio::test]
 async fn healthz_readyz_and_metrics() {
     let app = spawn(Backend::Sqlite).await.unwrap();
-    let r = app.client.get(format!("{}/healthz", app.addr)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/healthz", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     let (bundle, _) = message("M-1");
     app.message(&bundle).await;
-    app.post_raw("/MeasureReport", "application/fhir+json", b"nope".to_vec()).await;
+    app.post_raw("/MeasureReport", "application/fhir+json", b"nope".to_vec())
+        .await;
     app.get("/MeasureReport/unknown").await;
-    let r = app.client.get(format!("{}/metrics", app.addr)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/metrics", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
-    assert!(r.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
     let text = r.text().await.unwrap();
     assert!(
-        text.lines().any(|l| l.starts_with("pqom_http_requests_total")
-            && l.contains("route=\"/fhir/MeasureReport/{id}\"")
-            && l.contains("status=\"404\"")),
+        text.lines()
+            .any(|l| l.starts_with("pqom_http_requests_total")
+                && l.contains("route=\"/fhir/MeasureReport/{id}\"")
+                && l.contains("status=\"404\"")),
         "{text}"
     );
-    assert!(text.contains("pqom_http_request_duration_seconds_bucket"), "{text}");
+    assert!(
+        text.contains("pqom_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
     assert!(
         text.lines().any(|l| l.starts_with("pqom_submissions_total")
             && l.contains("outcome=\"accepted\"")
@@ -223,7 +259,12 @@ async fn healthz_readyz_and_metrics() {
 #[tokio::test]
 async fn readyz_is_503_when_the_store_is_down() {
     let app = spawn_unavailable().await;
-    let r = app.client.get(format!("{}/readyz", app.addr)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/readyz", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     issue(&json(r).await, "transient", None);
     let r = app.get("/MeasureReport/x").await;
@@ -236,13 +277,28 @@ async fn unknown_routes_and_methods_answer_an_operation_outcome() {
     let r = app.get("/Patient/1").await;
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     let oo = json(r).await;
-    assert!(issue(&oo, "not-supported", None)["diagnostics"].as_str().unwrap().contains("'Patient'"));
+    assert!(
+        issue(&oo, "not-supported", None)["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("'Patient'")
+    );
 
-    let r = app.client.get(format!("{}/nowhere", app.addr)).send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/nowhere", app.addr))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     issue(&json(r).await, "not-supported", None);
 
-    let r = app.client.delete(format!("{}/MeasureReport/1", app.fhir)).send().await.unwrap();
+    let r = app
+        .client
+        .delete(format!("{}/MeasureReport/1", app.fhir))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
     issue(&json(r).await, "not-supported", None);
 }
@@ -250,10 +306,23 @@ async fn unknown_routes_and_methods_answer_an_operation_outcome() {
 #[tokio::test]
 async fn json_media_types_and_format_are_honoured() {
     let app = spawn(Backend::Sqlite).await.unwrap();
-    let content_type = |r: &reqwest::Response| r.headers()["content-type"].to_str().unwrap().to_owned();
-    let r = app.client.get(format!("{}/metadata", app.fhir)).header("accept", "application/json").send().await.unwrap();
+    let content_type =
+        |r: &reqwest::Response| r.headers()["content-type"].to_str().unwrap().to_owned();
+    let r = app
+        .client
+        .get(format!("{}/metadata", app.fhir))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
     assert!(content_type(&r).starts_with("application/json"));
-    let r = app.client.get(format!("{}/metadata", app.fhir)).header("accept", "application/fhir+json").send().await.unwrap();
+    let r = app
+        .client
+        .get(format!("{}/metadata", app.fhir))
+        .header("accept", "application/fhir+json")
+        .send()
+        .await
+        .unwrap();
     assert!(content_type(&r).starts_with("application/fhir+json"));
     // _format wins over Accept.
     let r = app
@@ -271,7 +340,11 @@ async fn json_media_types_and_format_are_honoured() {
     assert_eq!(r.status(), StatusCode::OK);
     // application/json bodies are accepted too.
     let r = app
-        .post_raw("/MeasureReport", "application/json; charset=utf-8", serde_json::to_vec(&measure_report("F-2")).unwrap())
+        .post_raw(
+            "/MeasureReport",
+            "application/json; charset=utf-8",
+            serde_json::to_vec(&measure_report("F-2")).unwrap(),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let _: Value = json(r).await;

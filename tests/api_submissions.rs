@@ -47,18 +47,35 @@ async fn message_is_answered_with_a_response_message(app: TestApp) {
     assert_eq!(header["response"]["identifier"], header_id.as_str());
     assert_eq!(header["response"]["code"], "ok");
     assert_eq!(header["eventCoding"]["code"], "pqom-submission");
-    assert_eq!(header["destination"][0]["endpoint"], "https://epr.rx1.example/fhir");
+    assert_eq!(
+        header["destination"][0]["endpoint"],
+        "https://epr.rx1.example/fhir"
+    );
     let details = header["response"]["details"]["reference"].as_str().unwrap();
     assert_eq!(body["entry"][1]["fullUrl"], details);
-    assert_eq!(body["entry"][1]["resource"]["resourceType"], "OperationOutcome");
+    assert_eq!(
+        body["entry"][1]["resource"]["resourceType"],
+        "OperationOutcome"
+    );
 
     // The focus MeasureReport is stored and findable; the ride-along Organization is not.
-    let found = json(app.get(&format!("/MeasureReport?identifier={REPORT_IDS}|RX1-2026-10")).await).await;
+    let found = json(
+        app.get(&format!(
+            "/MeasureReport?identifier={REPORT_IDS}|RX1-2026-10"
+        ))
+        .await,
+    )
+    .await;
     assert_eq!(found["entry"].as_array().unwrap().len(), 1);
     let stored = &found["entry"][0]["resource"];
     assert_eq!(stored["meta"]["versionId"], "1");
     assert_eq!(stored["group"][0]["population"][1]["count"], 512);
-    let submission = app.store.submission_by_message_id(&header_id).await.unwrap().unwrap();
+    let submission = app
+        .store
+        .submission_by_message_id(&header_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(submission.status, SubmissionStatus::Accepted);
     assert_eq!(submission.sender.as_deref(), Some("RX1"));
 }
@@ -72,34 +89,66 @@ async fn duplicate_message_id_gets_the_original_response_and_is_stored_once(app:
     let response = app.message(&again).await;
     assert_eq!(response.status(), StatusCode::OK);
     let second = json(response).await;
-    assert_eq!(first, second, "the original response, byte for byte the same JSON");
+    assert_eq!(
+        first, second,
+        "the original response, byte for byte the same JSON"
+    );
 
-    let found = json(app.get(&format!("/MeasureReport?identifier={REPORT_IDS}|RX1-2026-11")).await).await;
+    let found = json(
+        app.get(&format!(
+            "/MeasureReport?identifier={REPORT_IDS}|RX1-2026-11"
+        ))
+        .await,
+    )
+    .await;
     let entries = found["entry"].as_array().unwrap();
     assert_eq!(entries.len(), 1);
-    assert_eq!(entries[0]["resource"]["meta"]["versionId"], "1", "not processed twice");
-    assert_eq!(entries[0]["resource"]["group"][0]["population"][0]["count"], 2);
+    assert_eq!(
+        entries[0]["resource"]["meta"]["versionId"], "1",
+        "not processed twice"
+    );
+    assert_eq!(
+        entries[0]["resource"]["group"][0]["population"][0]["count"],
+        2
+    );
     let by_sender = app.store.submissions_by_sender("RX1", 10).await.unwrap();
     assert_eq!(
-        by_sender.iter().filter(|s| s.message_id.as_deref() == Some(header_id.as_str())).count(),
+        by_sender
+            .iter()
+            .filter(|s| s.message_id.as_deref() == Some(header_id.as_str()))
+            .count(),
         1
     );
 }
 
 async fn rejected_message_is_stored_with_its_outcome_and_answered_422(app: TestApp) {
     let (mut bundle, header_id) = message("RX1-2026-12");
-    bundle["entry"][0]["resource"]["focus"] = json!([{ "reference": "urn:uuid:00000000-0000-4000-8000-000000000000" }]);
+    bundle["entry"][0]["resource"]["focus"] =
+        json!([{ "reference": "urn:uuid:00000000-0000-4000-8000-000000000000" }]);
     let response = app.message(&bundle).await;
     assert_eq!(response.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = json(response).await;
     let header = &body["entry"][0]["resource"];
     assert_eq!(header["response"]["code"], "fatal-error");
     assert_eq!(header["response"]["identifier"], header_id.as_str());
-    issue(&body["entry"][1]["resource"], "not-found", Some("Bundle.entry[0].resource.focus[0]"));
+    issue(
+        &body["entry"][1]["resource"],
+        "not-found",
+        Some("Bundle.entry[0].resource.focus[0]"),
+    );
 
-    let stored = app.store.submission_by_message_id(&header_id).await.unwrap().unwrap();
+    let stored = app
+        .store
+        .submission_by_message_id(&header_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, SubmissionStatus::Rejected);
-    issue(&stored.outcome, "not-found", Some("Bundle.entry[0].resource.focus[0]"));
+    issue(
+        &stored.outcome,
+        "not-found",
+        Some("Bundle.entry[0].resource.focus[0]"),
+    );
     // Resending the same message id replays the rejection.
     let again = app.message(&bundle).await;
     assert_eq!(again.status(), StatusCode::UNPROCESSABLE_ENTITY);
@@ -108,14 +157,35 @@ async fn rejected_message_is_stored_with_its_outcome_and_answered_422(app: TestA
 
 async fn message_bad_inputs_without_a_readable_header_are_400(app: TestApp) {
     // Not JSON.
-    let r = app.post_raw("/$process-message", "application/fhir+json", b"{\"resourceType\": \"Bundle\",".to_vec()).await;
+    let r = app
+        .post_raw(
+            "/$process-message",
+            "application/fhir+json",
+            b"{\"resourceType\": \"Bundle\",".to_vec(),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let oo = json(r).await;
-    assert!(issue(&oo, "structure", None)["diagnostics"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        issue(&oo, "structure", None)["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
 
     // Nested deeper than the limit (64 by default).
-    let deep = format!("{{\"resourceType\":\"Bundle\",\"x\":{}{}}}", "[".repeat(80), "]".repeat(80));
-    let r = app.post_raw("/$process-message", "application/fhir+json", deep.into_bytes()).await;
+    let deep = format!(
+        "{{\"resourceType\":\"Bundle\",\"x\":{}{}}}",
+        "[".repeat(80),
+        "]".repeat(80)
+    );
+    let r = app
+        .post_raw(
+            "/$process-message",
+            "application/fhir+json",
+            deep.into_bytes(),
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     issue(&json(r).await, "too-long", None);
 
@@ -141,7 +211,11 @@ async fn message_bad_inputs_without_a_readable_header_are_400(app: TestApp) {
     bundle["entry"].as_array_mut().unwrap().swap(0, 1);
     let r = app.message(&bundle).await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
-    issue(&json(r).await, "structure", Some("Bundle.entry[0].resource.resourceType"));
+    issue(
+        &json(r).await,
+        "structure",
+        Some("Bundle.entry[0].resource.resourceType"),
+    );
 }
 
 /// With a readable MessageHeader, envelope errors get a response message (fatal-error).
@@ -150,25 +224,41 @@ async fn message_envelope_errors_are_422_response_messages(app: TestApp) {
         let r = app.message(bundle).await;
         assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
         let body = json(r).await;
-        assert_eq!(body["entry"][0]["resource"]["response"]["code"], "fatal-error");
+        assert_eq!(
+            body["entry"][0]["resource"]["response"]["code"],
+            "fatal-error"
+        );
         body["entry"][1]["resource"].clone()
     }
     // Focus that does not resolve (the second of two).
     let (mut bundle, _) = message("a");
     let good = bundle["entry"][1]["fullUrl"].clone();
-    bundle["entry"][0]["resource"]["focus"] = json!([{ "reference": good }, { "reference": "MeasureReport/nope" }]);
-    issue(&outcome_of(&app, &bundle).await, "not-found", Some("Bundle.entry[0].resource.focus[1]"));
+    bundle["entry"][0]["resource"]["focus"] =
+        json!([{ "reference": good }, { "reference": "MeasureReport/nope" }]);
+    issue(
+        &outcome_of(&app, &bundle).await,
+        "not-found",
+        Some("Bundle.entry[0].resource.focus[1]"),
+    );
 
     // Duplicate fullUrls.
     let (mut bundle, _) = message("b");
     bundle["entry"][2]["fullUrl"] = bundle["entry"][1]["fullUrl"].clone();
-    issue(&outcome_of(&app, &bundle).await, "invariant", Some("Bundle.entry[2].fullUrl"));
+    issue(
+        &outcome_of(&app, &bundle).await,
+        "invariant",
+        Some("Bundle.entry[2].fullUrl"),
+    );
 
     // Focus that is not a MeasureReport or Measure.
     let (mut bundle, _) = message("c");
     let org = bundle["entry"][2]["fullUrl"].clone();
     bundle["entry"][0]["resource"]["focus"] = json!([{ "reference": org }]);
-    issue(&outcome_of(&app, &bundle).await, "not-supported", Some("Bundle.entry[0].resource.focus[0]"));
+    issue(
+        &outcome_of(&app, &bundle).await,
+        "not-supported",
+        Some("Bundle.entry[0].resource.focus[0]"),
+    );
 }
 
 async fn create_returns_201_with_location_etag_and_last_modified(app: TestApp) {
@@ -176,10 +266,18 @@ async fn create_returns_201_with_location_etag_and_last_modified(app: TestApp) {
     assert_eq!(r.status(), StatusCode::CREATED);
     let location = r.headers()["location"].to_str().unwrap().to_owned();
     assert_eq!(r.headers()["etag"], "W/\"1\"");
-    assert!(r.headers()["last-modified"].to_str().unwrap().ends_with("GMT"));
+    assert!(
+        r.headers()["last-modified"]
+            .to_str()
+            .unwrap()
+            .ends_with("GMT")
+    );
     let body = json(r).await;
     let id = body["id"].as_str().unwrap();
-    assert_eq!(location, format!("{}/MeasureReport/{id}/_history/1", app.fhir));
+    assert_eq!(
+        location,
+        format!("{}/MeasureReport/{id}/_history/1", app.fhir)
+    );
     assert_eq!(body["meta"]["versionId"], "1");
     // Location answers.
     let read = app.get(&location).await;
@@ -188,12 +286,21 @@ async fn create_returns_201_with_location_etag_and_last_modified(app: TestApp) {
 }
 
 async fn create_rejects_the_wrong_resource_type_and_non_json(app: TestApp) {
-    let r = app.post("/MeasureReport", &measure("https://x.org/Measure/a", "a")).await;
+    let r = app
+        .post("/MeasureReport", &measure("https://x.org/Measure/a", "a"))
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     let oo = json(r).await;
-    assert!(issue(&oo, "invalid", Some("resourceType"))["diagnostics"].as_str().unwrap().contains("'Measure'"));
+    assert!(
+        issue(&oo, "invalid", Some("resourceType"))["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("'Measure'")
+    );
 
-    let r = app.post_raw("/Measure", "application/json", b"not json".to_vec()).await;
+    let r = app
+        .post_raw("/Measure", "application/json", b"not json".to_vec())
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     issue(&json(r).await, "structure", None);
 
@@ -255,7 +362,10 @@ async fn if_none_exist_with_several_matches_is_412(app: TestApp) {
         .as_array_mut()
         .unwrap()
         .push(json!({ "system": REPORT_IDS, "value": "REST-4" }));
-    assert_eq!(app.post("/MeasureReport", &other).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        app.post("/MeasureReport", &other).await.status(),
+        StatusCode::CREATED
+    );
     let r = app
         .client
         .post(format!("{}/MeasureReport", app.fhir))
@@ -331,16 +441,32 @@ async fn validation_errors_reject_with_422_and_are_stored() {
     let r = app.post("/MeasureReport", &report).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     issue(&json(r).await, "value", Some("MeasureReport.status"));
-    let found = json(app.get(&format!("/MeasureReport?identifier={REPORT_IDS}|V-1")).await).await;
+    let found = json(
+        app.get(&format!("/MeasureReport?identifier={REPORT_IDS}|V-1"))
+            .await,
+    )
+    .await;
     assert!(found["entry"].as_array().unwrap().is_empty());
 
     let (bundle, header_id) = message_with(report);
     let r = app.message(&bundle).await;
     assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
     let body = json(r).await;
-    assert_eq!(body["entry"][0]["resource"]["response"]["code"], "fatal-error");
-    issue(&body["entry"][1]["resource"], "value", Some("Bundle.status"));
-    let stored = app.store.submission_by_message_id(&header_id).await.unwrap().unwrap();
+    assert_eq!(
+        body["entry"][0]["resource"]["response"]["code"],
+        "fatal-error"
+    );
+    issue(
+        &body["entry"][1]["resource"],
+        "value",
+        Some("Bundle.status"),
+    );
+    let stored = app
+        .store
+        .submission_by_message_id(&header_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, SubmissionStatus::Rejected);
 }
 
@@ -356,12 +482,21 @@ async fn validation_warnings_are_kept_with_an_accepted_message() {
     let body = json(r).await;
     assert_eq!(body["entry"][0]["resource"]["response"]["code"], "ok");
     let oo = &body["entry"][1]["resource"];
-    assert!(oo["issue"].as_array().unwrap().iter().any(|i| i["severity"] == "warning"));
+    assert!(
+        oo["issue"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["severity"] == "warning")
+    );
 }
 
 #[tokio::test]
 async fn body_over_the_limit_is_413_with_an_operation_outcome() {
-    let limits = Limits { max_body_bytes: 2048, ..Limits::default() };
+    let limits = Limits {
+        max_body_bytes: 2048,
+        ..Limits::default()
+    };
     let app = spawn_with(Backend::Sqlite, limits, |s| s).await.unwrap();
     let mut report = measure_report("BIG");
     report["text"] = json!({ "status": "generated", "div": "x".repeat(4096) });
@@ -390,11 +525,20 @@ async fn body_over_the_limit_is_413_with_an_operation_outcome() {
 async fn xml_is_refused_with_406_or_415_saying_json_only() {
     let app = spawn(Backend::Sqlite).await.unwrap();
     let r = app
-        .post_raw("/MeasureReport", "application/fhir+xml", b"<MeasureReport/>".to_vec())
+        .post_raw(
+            "/MeasureReport",
+            "application/fhir+xml",
+            b"<MeasureReport/>".to_vec(),
+        )
         .await;
     assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
     let oo = json(r).await;
-    assert!(issue(&oo, "not-supported", Some("Content-Type"))["diagnostics"].as_str().unwrap().contains("JSON only"));
+    assert!(
+        issue(&oo, "not-supported", Some("Content-Type"))["diagnostics"]
+            .as_str()
+            .unwrap()
+            .contains("JSON only")
+    );
 
     let r = app
         .client
@@ -434,7 +578,9 @@ async fn store_unavailable_is_503_transient_and_never_500() {
     let r = app.post("/MeasureReport", &measure_report("D-2")).await;
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     // Bad input is still the client's mistake, even with the database down.
-    let r = app.post_raw("/MeasureReport", "application/json", b"{".to_vec()).await;
+    let r = app
+        .post_raw("/MeasureReport", "application/json", b"{".to_vec())
+        .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
     issue(&json(r).await, "structure", None);
 }

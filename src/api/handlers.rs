@@ -111,7 +111,9 @@ pub async fn vread(
     let Ok(version_id) = vid.parse::<i64>() else {
         return Err(ApiError::NotFound(Issue::error(
             IssueType::NotFound,
-            format!("'{vid}' is not a version of {resource_type}/{id}; versions are numbered 1, 2, ..."),
+            format!(
+                "'{vid}' is not a version of {resource_type}/{id}; versions are numbered 1, 2, ..."
+            ),
         )));
     };
     let stored = state
@@ -426,10 +428,17 @@ pub async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> Response
     let path = uri.path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let diagnostics = match segments.as_slice() {
-        ["fhir", ty, ..] if ty.starts_with(|c: char| c.is_ascii_uppercase()) && routes::resource(ty).is_none() => {
+        ["fhir", ty, ..]
+            if ty.starts_with(|c: char| c.is_ascii_uppercase())
+                && routes::resource(ty).is_none() =>
+        {
             format!(
                 "resource type '{ty}' is not served here; this server serves {} (see /fhir/metadata)",
-                RESOURCES.iter().map(|r| r.resource_type).collect::<Vec<_>>().join(", ")
+                RESOURCES
+                    .iter()
+                    .map(|r| r.resource_type)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
         _ => format!("no route for {method} {path}; see /fhir/metadata for what this server does"),

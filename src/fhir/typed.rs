@@ -171,7 +171,10 @@ pub fn response_message(msg: &ResponseMessage<'_>) -> TypedResult<Value> {
         .response(
             MessageHeaderResponse::builder()
                 .identifier(msg.request_id.to_owned())
-                .code(code::<codes::ResponseType>(msg.code.code(), "response-code")?)
+                .code(code::<codes::ResponseType>(
+                    msg.code.code(),
+                    "response-code",
+                )?)
                 .details(
                     Reference::builder()
                         .reference(format!("urn:uuid:{outcome_id}"))
@@ -212,7 +215,10 @@ pub fn response_message(msg: &ResponseMessage<'_>) -> TypedResult<Value> {
 
 fn submission_event() -> TypedResult<Coding> {
     Ok(Coding::builder()
-        .system(format!("{}/CodeSystem/pqom-message-event", super::CANONICAL_BASE))
+        .system(format!(
+            "{}/CodeSystem/pqom-message-event",
+            super::CANONICAL_BASE
+        ))
         .code("pqom-submission".to_owned())
         .build()?)
 }
@@ -306,7 +312,10 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
         }
         resources.push(Some(
             CapabilityStatementRestResource::builder()
-                .r#type(code::<codes::ResourceType>(r.resource_type, "resource-types")?)
+                .r#type(code::<codes::ResourceType>(
+                    r.resource_type,
+                    "resource-types",
+                )?)
                 .supported_profile(r.supported_profiles.iter().cloned().map(Some).collect())
                 .interaction(interactions)
                 .versioning(codes::ResourceVersionPolicy::Versioned)
@@ -353,7 +362,10 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
                 .url(caps.base_url.clone())
                 .build()?,
         )
-        .fhir_version(code::<codes::FHIRVersion>(super::FHIR_VERSION, "FHIR-version")?)
+        .fhir_version(code::<codes::FHIRVersion>(
+            super::FHIR_VERSION,
+            "FHIR-version",
+        )?)
         .format(vec![
             Some("application/fhir+json".to_owned()),
             Some("json".to_owned()),

@@ -74,7 +74,11 @@ fn not_json() {
     assert!(matches!(err, IngestError::NotJson(_)));
     let issue = only_issue(&err);
     assert_eq!(issue.code, IssueType::Structure);
-    assert!(issue.diagnostics.contains("not valid JSON"), "{}", issue.diagnostics);
+    assert!(
+        issue.diagnostics.contains("not valid JSON"),
+        "{}",
+        issue.diagnostics
+    );
 }
 
 #[test]
@@ -178,7 +182,10 @@ fn message_header_without_id() {
         .remove("id");
     let issue = only_issue(&message(&bytes(&m), &limits()).unwrap_err());
     assert_eq!(issue.code, IssueType::Required);
-    assert_eq!(issue.expression.as_deref(), Some("Bundle.entry[0].resource.id"));
+    assert_eq!(
+        issue.expression.as_deref(),
+        Some("Bundle.entry[0].resource.id")
+    );
 }
 
 #[test]
