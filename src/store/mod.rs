@@ -332,15 +332,15 @@ pub(crate) fn prepare(write: &ResourceWrite) -> StoreResult<index::SearchIndex> 
     Ok(index::extract(&write.resource_type, &write.resource))
 }
 
-/// The resource JSON as stored: `id`, `meta.versionId` and `meta.lastUpdated` set by the store
-/// (other `meta` members, such as `profile`, kept).
+/// Make `resource` the JSON as stored: `id`, `meta.versionId` and `meta.lastUpdated` set by
+/// the store (other `meta` members, such as `profile`, kept). In place: reports are large, and
+/// a commit never needs the unstamped JSON again.
 pub(crate) fn stamp(
-    resource: &Value,
+    resource: &mut Value,
     id: &str,
     version_id: i64,
     last_updated: i64,
-) -> StoreResult<Value> {
-    let mut resource = resource.clone();
+) -> StoreResult<()> {
     let instant = from_micros(last_updated)?
         .format(&Rfc3339)
         .map_err(|e| StoreError::Corrupt(format!("instant not formattable: {e}")))?;
@@ -357,7 +357,7 @@ pub(crate) fn stamp(
             meta.insert("lastUpdated".into(), Value::String(instant));
         }
     }
-    Ok(resource)
+    Ok(())
 }
 
 /// The instant a commit stamps on what it writes, at the store's microsecond precision.

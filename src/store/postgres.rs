@@ -33,7 +33,9 @@ use super::{
 };
 
 const MAX_CONNECTIONS: u32 = 16;
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits for a connection before the store reports itself unavailable (the
+/// API answers 503 well inside its request timeout).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts at a commit that failed with a deadlock or serialization failure.
 const COMMIT_ATTEMPTS: usize = 3;
 
@@ -77,7 +79,7 @@ impl PostgresStore {
 
     async fn try_commit(
         &self,
-        submission: &NewSubmission,
+        submission: &mut NewSubmission,
         indexes: &[SearchIndex],
     ) -> StoreResult<CommitOutcome> {
         let mut tx = self.pool.begin().await?;
@@ -121,9 +123,9 @@ impl PostgresStore {
             let (a, b) = (&submission.resources[a], &submission.resources[b]);
             (&a.resource_type, &a.identifier).cmp(&(&b.resource_type, &b.identifier))
         });
-        let mut written: Vec<Option<StoredResource>> = vec![None; submission.resources.len()];
+        let mut written: Vec<(String, i64, i64)> = vec![Default::default(); order.len()];
         for i in order {
-            let write = &submission.resources[i];
+            let write = &mut submission.resources[i];
             let (system, value) = match &write.identifier {
                 Some((s, v)) => (Some(s.as_str()), Some(v.as_str())),
                 None => (None, None),
@@ -137,7 +139,8 @@ impl PostgresStore {
                 now,
             )
             .await?;
-            let stored = stamp(&write.resource, &id, version_id, last_updated)?;
+            // Stamped in place: a retried attempt stamps again over the same members.
+            stamp(&mut write.resource, &id, version_id, last_updated)?;
             sqlx::query(
                 "INSERT INTO resource_version \
                  (resource_type, id, version_id, last_updated, submission_id, resource) \
@@ -148,22 +151,29 @@ impl PostgresStore {
             .bind(version_id)
             .bind(last_updated)
             .bind(submission.id.to_string())
-            .bind(stored.to_string())
+            .bind(write.resource.to_string())
             .execute(&mut *tx)
             .await?;
-            written[i] = Some(StoredResource {
-                resource_type: write.resource_type.clone(),
-                id,
-                version_id,
-                last_updated: super::from_micros(last_updated)?,
-                resource: stored,
-                submission_id: submission.id,
-            });
+            written[i] = (id, version_id, last_updated);
         }
         tx.commit().await?;
-        Ok(CommitOutcome::Committed(
-            written.into_iter().flatten().collect(),
-        ))
+        // Committed: no retry will need the resources again, so they move into the result.
+        let resources = std::mem::take(&mut submission.resources);
+        let stored = resources
+            .into_iter()
+            .zip(written)
+            .map(|(write, (id, version_id, last_updated))| {
+                Ok(StoredResource {
+                    resource_type: write.resource_type,
+                    id,
+                    version_id,
+                    last_updated: super::from_micros(last_updated)?,
+                    resource: write.resource,
+                    submission_id: submission.id,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        Ok(CommitOutcome::Committed(stored))
     }
 }
 
@@ -180,7 +190,7 @@ fn is_retryable(error: &StoreError) -> bool {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn commit_submission(&self, submission: NewSubmission) -> StoreResult<CommitOutcome> {
+    async fn commit_submission(&self, mut submission: NewSubmission) -> StoreResult<CommitOutcome> {
         let indexes = submission
             .resources
             .iter()
@@ -188,7 +198,7 @@ impl Store for PostgresStore {
             .collect::<StoreResult<Vec<_>>>()?;
         let mut attempt = 1;
         loop {
-            match self.try_commit(&submission, &indexes).await {
+            match self.try_commit(&mut submission, &indexes).await {
                 Err(e) if attempt < COMMIT_ATTEMPTS && is_retryable(&e) => {
                     tracing::warn!(error = %e, attempt, "commit conflicted, retrying");
                     attempt += 1;
