@@ -163,6 +163,21 @@ async fn every_interaction_the_capability_statement_advertises_answers(app: Test
         let (bundle, _) = message("CS-2");
         assert_eq!(app.message(&bundle).await.status(), StatusCode::OK);
     }
+    // The advertised messaging endpoint is where messages are accepted.
+    let address = cs["messaging"][0]["endpoint"][0]["address"]
+        .as_str()
+        .unwrap();
+    assert_eq!(address, format!("{}/$process-message", app.fhir));
+    let (bundle, _) = message("CS-3");
+    let r = app
+        .client
+        .post(address)
+        .header("content-type", "application/fhir+json")
+        .body(serde_json::to_vec(&bundle).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
 }
 
 async fn readyz_is_200_when_the_store_answers(app: TestApp) {

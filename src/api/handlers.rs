@@ -354,8 +354,13 @@ pub async fn metadata(
             });
         }
     }
+    let base = base_url(&state, &headers);
     let caps = Capabilities {
-        base_url: base_url(&state, &headers),
+        messaging_endpoint: Some(format!(
+            "{base}{}",
+            routes::PROCESS_MESSAGE.path.trim_start_matches("/fhir")
+        )),
+        base_url: base,
         resources,
         operations: OPERATIONS.iter().map(|o| (o.name, o.definition)).collect(),
         supported_messages: Vec::new(),
