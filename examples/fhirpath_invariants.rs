@@ -26,7 +26,11 @@ struct Invariant {
 
 fn load_invariants(dir: &Path) -> Result<BTreeMap<String, Invariant>, Box<dyn std::error::Error>> {
     let mut out: BTreeMap<String, Invariant> = BTreeMap::new();
-    for file in ["profiles-resources.json", "profiles-types.json", "profiles-others.json"] {
+    for file in [
+        "profiles-resources.json",
+        "profiles-types.json",
+        "profiles-others.json",
+    ] {
         let bundle: Value = serde_json::from_slice(&std::fs::read(dir.join(file))?)?;
         let entries = bundle["entry"].as_array().cloned().unwrap_or_default();
         for entry in entries {
@@ -130,7 +134,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let ctx = EvalContext::new();
         for item in descendants.evaluate(&ctx, root)?.iter() {
             if let Some(n) = item.as_node() {
-                if n.field("resourceType").and_then(Node::as_str).is_some() && n.kind() == pqom_gateway::validate::fhirpath::NodeKind::Object {
+                if n.field("resourceType").and_then(Node::as_str).is_some()
+                    && n.kind() == pqom_gateway::validate::fhirpath::NodeKind::Object
+                {
                     resources.push((name, n, root));
                 }
             }
@@ -162,21 +168,55 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 && !matches!(
                     path.split('.').next(),
                     Some(
-                        "Element" | "BackboneElement" | "Extension" | "Quantity" | "Period"
-                            | "Range" | "Ratio" | "Reference" | "Narrative" | "Identifier"
-                            | "Coding" | "CodeableConcept" | "HumanName" | "Address"
-                            | "ContactPoint" | "Timing" | "Attachment" | "Meta" | "Money"
-                            | "Age" | "Count" | "Distance" | "Duration" | "SampledData"
-                            | "Signature" | "Annotation" | "Dosage" | "ElementDefinition"
-                            | "Expression" | "ParameterDefinition" | "RelatedArtifact"
-                            | "TriggerDefinition" | "UsageContext" | "ContactDetail"
-                            | "Contributor" | "DataRequirement" | "MarketingStatus"
-                            | "Population" | "ProdCharacteristic" | "ProductShelfLife"
-                            | "SubstanceAmount" | "MoneyQuantity" | "SimpleQuantity"
+                        "Element"
+                            | "BackboneElement"
+                            | "Extension"
+                            | "Quantity"
+                            | "Period"
+                            | "Range"
+                            | "Ratio"
+                            | "Reference"
+                            | "Narrative"
+                            | "Identifier"
+                            | "Coding"
+                            | "CodeableConcept"
+                            | "HumanName"
+                            | "Address"
+                            | "ContactPoint"
+                            | "Timing"
+                            | "Attachment"
+                            | "Meta"
+                            | "Money"
+                            | "Age"
+                            | "Count"
+                            | "Distance"
+                            | "Duration"
+                            | "SampledData"
+                            | "Signature"
+                            | "Annotation"
+                            | "Dosage"
+                            | "ElementDefinition"
+                            | "Expression"
+                            | "ParameterDefinition"
+                            | "RelatedArtifact"
+                            | "TriggerDefinition"
+                            | "UsageContext"
+                            | "ContactDetail"
+                            | "Contributor"
+                            | "DataRequirement"
+                            | "MarketingStatus"
+                            | "Population"
+                            | "ProdCharacteristic"
+                            | "ProductShelfLife"
+                            | "SubstanceAmount"
+                            | "MoneyQuantity"
+                            | "SimpleQuantity"
                     )
                 );
             for (name, res, root) in &resources {
-                let ctx = EvalContext::new().with_resource(*res).with_root_resource(*root);
+                let ctx = EvalContext::new()
+                    .with_resource(*res)
+                    .with_root_resource(*root);
                 let nodes = if resource_context {
                     match locator.evaluate(&ctx, *res) {
                         Ok(c) => c,
@@ -240,7 +280,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         resources.len()
     );
     println!("evaluated on at least one sample element: {evaluated}");
-    let unsupported: Vec<_> = tallies.iter().filter(|t| !t.2.unsupported.is_empty()).collect();
+    let unsupported: Vec<_> = tallies
+        .iter()
+        .filter(|t| !t.2.unsupported.is_empty())
+        .collect();
     println!("with an unsupported function: {}", unsupported.len());
     for (key, _, t) in unsupported {
         println!("  {key}: {}", t.unsupported.join(", "));

@@ -10,7 +10,8 @@ use pqom_gateway::validate::fhirpath::{EvalContext, EvalError, Expr, Item};
 use serde_json::{Value, json};
 
 fn fixture() -> Vec<Value> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fhirpath/r4-invariants.json");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fhirpath/r4-invariants.json");
     serde_json::from_slice(&std::fs::read(path).expect("fixture")).expect("fixture JSON")
 }
 
@@ -31,7 +32,12 @@ fn check(key: &str, resource: &Value, path: &str) -> Vec<Option<bool>> {
     let ctx = EvalContext::new()
         .with_resource(resource)
         .with_root_resource(resource);
-    let nodes: Vec<Item<'_, Value>> = locator.evaluate(&ctx, resource).unwrap().iter().cloned().collect();
+    let nodes: Vec<Item<'_, Value>> = locator
+        .evaluate(&ctx, resource)
+        .unwrap()
+        .iter()
+        .cloned()
+        .collect();
     assert!(!nodes.is_empty(), "{path} selects nothing");
     nodes
         .into_iter()
@@ -73,12 +79,18 @@ fn every_core_invariant_parses_with_no_unsupported_function() {
 
 #[test]
 fn every_core_invariant_evaluates_on_the_samples_without_unsupported_errors() {
-    let samples = ["measurereport-trust.json", "submission-bundle.json", "observation-bp.json"];
+    let samples = [
+        "measurereport-trust.json",
+        "submission-bundle.json",
+        "observation-bp.json",
+    ];
     let all = fixture();
     let descendants = Expr::parse("descendants()").unwrap();
     for s in samples {
         let text = std::fs::read_to_string(
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fhirpath/samples").join(s),
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/fhirpath/samples")
+                .join(s),
         )
         .unwrap();
         // Both parse trees the validator may use.
@@ -195,7 +207,9 @@ fn measure_report_invariants() {
 #[test]
 fn bundle_invariants() {
     let msg = sample("submission-bundle.json");
-    for key in ["bdl-1", "bdl-2", "bdl-3", "bdl-4", "bdl-7", "bdl-9", "bdl-10", "bdl-11", "bdl-12"] {
+    for key in [
+        "bdl-1", "bdl-2", "bdl-3", "bdl-4", "bdl-7", "bdl-9", "bdl-10", "bdl-11", "bdl-12",
+    ] {
         assert!(holds(key, &msg, ""), "{key} on the sample message");
     }
     assert!(holds("bdl-5", &msg, "entry"));
@@ -241,24 +255,54 @@ fn bundle_invariants() {
 #[test]
 fn datatype_invariants() {
     let obs = sample("observation-bp.json");
-    assert!(holds("rng-2", &json!({"resourceType": "Observation", "x": {
-        "low": {"value": 1, "code": "mg"}, "high": {"value": 2, "code": "mg"}}}), "x"));
-    assert!(!holds("rng-2", &json!({"resourceType": "Observation", "x": {
-        "low": {"value": 3, "code": "mg"}, "high": {"value": 2, "code": "mg"}}}), "x"));
+    assert!(holds(
+        "rng-2",
+        &json!({"resourceType": "Observation", "x": {
+        "low": {"value": 1, "code": "mg"}, "high": {"value": 2, "code": "mg"}}}),
+        "x"
+    ));
+    assert!(!holds(
+        "rng-2",
+        &json!({"resourceType": "Observation", "x": {
+        "low": {"value": 3, "code": "mg"}, "high": {"value": 2, "code": "mg"}}}),
+        "x"
+    ));
     // Different units of one dimension are converted.
-    assert!(!holds("rng-2", &json!({"resourceType": "Observation", "x": {
-        "low": {"value": 3, "code": "g"}, "high": {"value": 2000, "code": "mg"}}}), "x"));
+    assert!(!holds(
+        "rng-2",
+        &json!({"resourceType": "Observation", "x": {
+        "low": {"value": 3, "code": "g"}, "high": {"value": 2000, "code": "mg"}}}),
+        "x"
+    ));
     assert!(holds("rng-2", &obs, "referenceRange"));
 
-    let period = |s: &str, e: &str| json!({"resourceType": "Encounter", "period": {"start": s, "end": e}});
-    assert_eq!(check("per-1", &period("2026-01-01", "2026-02-01"), "period"), vec![Some(true)]);
-    assert_eq!(check("per-1", &period("2026-03-01", "2026-02-01"), "period"), vec![Some(false)]);
+    let period =
+        |s: &str, e: &str| json!({"resourceType": "Encounter", "period": {"start": s, "end": e}});
     assert_eq!(
-        check("per-1", &period("2026-02-01T10:00:00Z", "2026-02-01T09:00:00-02:00"), "period"),
+        check("per-1", &period("2026-01-01", "2026-02-01"), "period"),
+        vec![Some(true)]
+    );
+    assert_eq!(
+        check("per-1", &period("2026-03-01", "2026-02-01"), "period"),
+        vec![Some(false)]
+    );
+    assert_eq!(
+        check(
+            "per-1",
+            &period("2026-02-01T10:00:00Z", "2026-02-01T09:00:00-02:00"),
+            "period"
+        ),
         vec![Some(true)]
     );
     // Same day at different precisions: unknown, which an invariant does not fail on.
-    assert_eq!(check("per-1", &period("2026-02-01", "2026-02-01T10:00:00Z"), "period"), vec![None]);
+    assert_eq!(
+        check(
+            "per-1",
+            &period("2026-02-01", "2026-02-01T10:00:00Z"),
+            "period"
+        ),
+        vec![None]
+    );
 
     let r = json!({"resourceType": "Observation", "contained": [{"resourceType": "Patient", "id": "p"}],
         "subject": {"reference": "#p"}, "performer": [{"reference": "#nope"}]});
@@ -271,7 +315,19 @@ fn datatype_invariants() {
     assert_eq!(check("txt-1", &bad, "text.div"), vec![Some(false)]);
 
     let count = |v: Value| json!({"resourceType": "X", "c": v});
-    assert!(holds("cnt-3", &count(json!({"value": 3, "system": "http://unitsofmeasure.org", "code": "1"})), "c"));
-    assert!(!holds("cnt-3", &count(json!({"value": 3.5, "system": "http://unitsofmeasure.org", "code": "1"})), "c"));
-    assert!(!holds("cnt-3", &count(json!({"value": 3, "system": "http://unitsofmeasure.org", "code": "mg"})), "c"));
+    assert!(holds(
+        "cnt-3",
+        &count(json!({"value": 3, "system": "http://unitsofmeasure.org", "code": "1"})),
+        "c"
+    ));
+    assert!(!holds(
+        "cnt-3",
+        &count(json!({"value": 3.5, "system": "http://unitsofmeasure.org", "code": "1"})),
+        "c"
+    ));
+    assert!(!holds(
+        "cnt-3",
+        &count(json!({"value": 3, "system": "http://unitsofmeasure.org", "code": "mg"})),
+        "c"
+    ));
 }
