@@ -133,12 +133,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         resources.push((name, root, root));
         let ctx = EvalContext::new();
         for item in descendants.evaluate(&ctx, root)?.iter() {
-            if let Some(n) = item.as_node() {
-                if n.field("resourceType").and_then(Node::as_str).is_some()
-                    && n.kind() == pqom_gateway::validate::fhirpath::NodeKind::Object
-                {
-                    resources.push((name, n, root));
-                }
+            if let Some(n) = item.as_node()
+                && n.field("resourceType").and_then(Node::as_str).is_some()
+                && n.kind() == pqom_gateway::validate::fhirpath::NodeKind::Object
+            {
+                resources.push((name, n, root));
             }
         }
     }

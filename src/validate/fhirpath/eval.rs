@@ -42,11 +42,7 @@ pub(crate) fn run<'a, N: Node>(
 
 pub(crate) fn unsupported(ast: &Ast, out: &mut Vec<String>) {
     match ast {
-        Ast::Member { base, .. } => {
-            if let Some(b) = base {
-                unsupported(b, out);
-            }
-        }
+        Ast::Member { base: Some(b), .. } => unsupported(b, out),
         Ast::Call {
             base, func, args, ..
         } => {
@@ -132,20 +128,19 @@ fn infer_key_type(key: &str) -> Option<&'static str> {
     for i in 1..bytes.len() {
         if bytes[i].is_ascii_uppercase()
             && (bytes[i - 1].is_ascii_lowercase() || bytes[i - 1].is_ascii_digit())
+            && let Some(t) = choice_suffix_type(&key[i..])
         {
-            if let Some(t) = choice_suffix_type(&key[i..]) {
-                return Some(t);
-            }
+            return Some(t);
         }
     }
     None
 }
 
 fn type_of_value<'a, N: Node>(v: &'a N, ty: Option<&'a str>) -> Option<&'a str> {
-    if v.kind() == NodeKind::Object {
-        if let Some(rt) = v.field("resourceType").and_then(Node::as_str) {
-            return Some(rt);
-        }
+    if v.kind() == NodeKind::Object
+        && let Some(rt) = v.field("resourceType").and_then(Node::as_str)
+    {
+        return Some(rt);
     }
     ty
 }
@@ -423,15 +418,16 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
 
     fn push_choice(&self, obj: &'a N, name: &str, out: &mut Collection<'a, N>) {
         for (key, v) in obj.fields() {
-            if key.len() > name.len() && key.starts_with(name) {
-                if let Some(t) = choice_suffix_type(&key[name.len()..]) {
-                    let meta = if is_complex(v) {
-                        None
-                    } else {
-                        underscore(obj, key)
-                    };
-                    push_values(Some(v), meta, Some(t), out);
-                }
+            if key.len() > name.len()
+                && key.starts_with(name)
+                && let Some(t) = choice_suffix_type(&key[name.len()..])
+            {
+                let meta = if is_complex(v) {
+                    None
+                } else {
+                    underscore(obj, key)
+                };
+                push_values(Some(v), meta, Some(t), out);
             }
         }
     }
@@ -1129,7 +1125,7 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 if *func == Func::ConvertsToBoolean {
                     return b(v.is_some());
                 }
-                v.map_or_else(none, |v| b(v))
+                v.map_or_else(none, &b)
             }
             Func::ToInteger | Func::ConvertsToInteger => {
                 let v = match one.prim() {
@@ -1428,14 +1424,14 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 if *func == Func::Log {
                     return dec(Decimal::from_f64(d.to_f64().ln() / y.to_f64().ln()));
                 }
-                if is_int && y_int {
-                    if let (Some(base), Some(exp)) = (d.to_i64(), y.to_i64()) {
-                        if let Ok(exp) = u32::try_from(exp) {
-                            return base
-                                .checked_pow(exp)
-                                .map_or_else(empty, |v| ok(Item::Integer(v)));
-                        }
-                    }
+                if is_int
+                    && y_int
+                    && let (Some(base), Some(exp)) = (d.to_i64(), y.to_i64())
+                    && let Ok(exp) = u32::try_from(exp)
+                {
+                    return base
+                        .checked_pow(exp)
+                        .map_or_else(empty, |v| ok(Item::Integer(v)));
                 }
                 dec(Decimal::from_f64(d.to_f64().powf(y.to_f64())))
             }
@@ -1487,12 +1483,11 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 continue;
             };
             // `Patient/123` or an absolute URL ending in it.
-            if let Some(head) = reference.strip_suffix(id) {
-                if let Some(head) = head.strip_suffix('/') {
-                    if head == rt || head.ends_with(&format!("/{rt}")) {
-                        return Some(typed(res));
-                    }
-                }
+            if let Some(head) = reference.strip_suffix(id)
+                && let Some(head) = head.strip_suffix('/')
+                && (head == rt || head.ends_with(&format!("/{rt}")))
+            {
+                return Some(typed(res));
             }
         }
         None

@@ -119,8 +119,8 @@ impl<'s> Lexer<'s> {
             self.pos += rest.len() - trimmed.len();
             if trimmed.starts_with("//") {
                 self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
-            } else if trimmed.starts_with("/*") {
-                match trimmed[2..].find("*/") {
+            } else if let Some(body) = trimmed.strip_prefix("/*") {
+                match body.find("*/") {
                     Some(end) => self.pos += end + 4,
                     None => return Err(self.err(self.pos, "unterminated comment")),
                 }
@@ -288,17 +288,18 @@ impl Parser<'_> {
         let mut lhs = self.unary(depth + 1)?;
         loop {
             let tok = self.peek().clone();
-            if let Tok::Ident(w, false) = &tok {
-                if (w == "is" || w == "as") && TYPE_OP_PREC >= min_prec {
-                    self.next();
-                    let ty = self.type_spec()?;
-                    lhs = if w == "is" {
-                        Ast::Is(Box::new(lhs), ty)
-                    } else {
-                        Ast::As(Box::new(lhs), ty)
-                    };
-                    continue;
-                }
+            if let Tok::Ident(w, false) = &tok
+                && (w == "is" || w == "as")
+                && TYPE_OP_PREC >= min_prec
+            {
+                self.next();
+                let ty = self.type_spec()?;
+                lhs = if w == "is" {
+                    Ast::Is(Box::new(lhs), ty)
+                } else {
+                    Ast::As(Box::new(lhs), ty)
+                };
+                continue;
             }
             let Some((op, prec)) = binop(&tok) else { break };
             if prec < min_prec {
@@ -525,16 +526,16 @@ impl Parser<'_> {
                 return Err(self.err(format!("expected a type name, found {}", describe(&other))));
             }
         };
-        if *self.peek() == Tok::Sym(".") {
-            if let Some((Tok::Ident(second, _), _)) = self.toks.get(self.i + 1) {
-                let second = second.clone();
-                self.next();
-                self.next();
-                return Ok(TypeSpec {
-                    namespace: Some(first.into()),
-                    name: second.into(),
-                });
-            }
+        if *self.peek() == Tok::Sym(".")
+            && let Some((Tok::Ident(second, _), _)) = self.toks.get(self.i + 1)
+        {
+            let second = second.clone();
+            self.next();
+            self.next();
+            return Ok(TypeSpec {
+                namespace: Some(first.into()),
+                name: second.into(),
+            });
         }
         Ok(TypeSpec {
             namespace: None,
