@@ -1541,8 +1541,38 @@ fn contains<N: Node>(items: &[Item<'_, N>], x: &Item<'_, N>) -> bool {
     items.iter().any(|y| item_eq(x, y) == Some(true))
 }
 
+#[derive(PartialEq, Eq, Hash)]
+enum Key<'s> {
+    Str(&'s str),
+    Int(i64),
+    Bool(bool),
+}
+
+fn key<'s, N: Node>(i: &'s Item<'_, N>) -> Option<Key<'s>> {
+    match i.prim()? {
+        Prim::String(s) => Some(Key::Str(s)),
+        Prim::Integer(v) => Some(Key::Int(v)),
+        Prim::Bool(v) => Some(Key::Bool(v)),
+        _ => None,
+    }
+}
+
+/// Distinct items of `a` then `b` (`|`, `union()`, `distinct()`). Collections of strings, integers and
+/// booleans (what `descendants().reference | ...` yields) are deduplicated through a hash set; others
+/// by pairwise equality.
 fn union<'a, N: Node>(a: &[Item<'a, N>], b: &[Item<'a, N>]) -> Collection<'a, N> {
     let mut out: Collection<'a, N> = Collection::empty();
+    if a.len() + b.len() > 16 {
+        if a.iter().chain(b).all(|i| key(i).is_some()) {
+            let mut seen = std::collections::HashSet::with_capacity(a.len() + b.len());
+            for x in a.iter().chain(b) {
+                if key(x).is_some_and(|k| seen.insert(k)) {
+                    out.push(x.clone());
+                }
+            }
+            return out;
+        }
+    }
     for x in a.iter().chain(b) {
         if !contains(out.as_slice(), x) {
             out.push(x.clone());

@@ -446,6 +446,14 @@ mod collections {
         assert_eq!(ev("iif(photo.exists(), 'yes', 'no')"), vec!["no"]);
         empty("iif(false, 'yes')");
         assert_eq!(ev("(1 | 2 | 3).aggregate($this + $total, 0)"), vec!["6"]);
+        // Large collections take the hashed path; same answers.
+        let many: Vec<String> = (0..40).map(|i| format!("v{}", i % 10)).collect();
+        let doc = json!({"a": many, "n": (0..40).map(|i| i % 7).collect::<Vec<_>>()});
+        assert_eq!(eval_on("a.distinct().count()", &doc).unwrap(), vec!["10"]);
+        assert_eq!(eval_on("(a | a).count()", &doc).unwrap(), vec!["10"]);
+        assert_eq!(eval_on("a.isDistinct()", &doc).unwrap(), vec!["false"]);
+        assert_eq!(eval_on("a.distinct().first()", &doc).unwrap(), vec!["v0"]);
+        assert_eq!(eval_on("(n | a).count()", &doc).unwrap(), vec!["17"]);
     }
 }
 
