@@ -347,8 +347,14 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
         };
         let s = |s: &'static str| Ok(Collection::one(Item::String(Cow::Borrowed(s))));
         match v {
-            Var::Resource => Ok(node(self.ctx.resource)),
-            Var::RootResource => Ok(node(self.ctx.root_resource.or(self.ctx.resource))),
+            // Without an explicit resource, a focus that is a resource stands for itself.
+            Var::Resource => Ok(node(self.ctx.resource.or_else(|| self.focus_resource()))),
+            Var::RootResource => Ok(node(
+                self.ctx
+                    .root_resource
+                    .or(self.ctx.resource)
+                    .or_else(|| self.focus_resource()),
+            )),
             Var::Context => Ok(Collection::one(self.context.clone())),
             Var::Ucum => s("http://unitsofmeasure.org"),
             Var::Sct => s("http://snomed.info/sct"),
@@ -367,6 +373,12 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 }
             }
         }
+    }
+
+    fn focus_resource(&self) -> Option<&'a N> {
+        self.context
+            .as_node()
+            .filter(|n| n.field("resourceType").and_then(Node::as_str).is_some())
     }
 
     // ---- navigation ----

@@ -710,6 +710,22 @@ mod robustness {
     use super::*;
 
     #[test]
+    fn compiled_expressions_are_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Expr>();
+    }
+
+    #[test]
+    fn resource_defaults_to_a_resource_focus() {
+        let p = patient();
+        let e = Expr::parse("%resource.id | %rootResource.id").unwrap();
+        assert_eq!(
+            e.evaluate(&EvalContext::new(), &p).unwrap().to_strings(),
+            vec!["example"]
+        );
+    }
+
+    #[test]
     fn sonic_and_serde_agree() {
         let text = patient().to_string();
         let s: sonic_rs::Value = sonic_rs::from_str(&text).unwrap();
