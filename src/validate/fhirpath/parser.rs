@@ -88,11 +88,20 @@ impl<'s> Lexer<'s> {
             } else if c == '@' {
                 self.pos += 1;
                 let rest = &self.src[self.pos..];
-                let len = rest
-                    .find(|ch: char| {
-                        !(ch.is_ascii_digit() || matches!(ch, '-' | ':' | '.' | 'T' | 'Z' | '+'))
-                    })
-                    .unwrap_or(rest.len());
+                // A `.` belongs to the literal only as a fraction of seconds (`@2015.is(Date)`).
+                let bytes = rest.as_bytes();
+                let mut len = 0;
+                while let Some(&ch) = bytes.get(len) {
+                    let fraction = ch == b'.' && bytes.get(len + 1).is_some_and(u8::is_ascii_digit);
+                    if ch.is_ascii_digit()
+                        || matches!(ch, b'-' | b':' | b'T' | b'Z' | b'+')
+                        || fraction
+                    {
+                        len += 1;
+                    } else {
+                        break;
+                    }
+                }
                 let text = &rest[..len];
                 self.pos += len;
                 match text.strip_prefix('T') {

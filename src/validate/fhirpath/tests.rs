@@ -257,6 +257,14 @@ mod literals {
         assert_eq!(ev("@2015-02-04T14:34:28Z"), vec!["2015-02-04T14:34:28Z"]);
         assert_eq!(ev("@T14:34:28"), vec!["14:34:28"]);
         assert_eq!(ev("@2015"), vec!["2015"]);
+        t("@2015.is(Date)");
+        t("@2015T.is(DateTime)");
+        t("@2015-02-04T14:34:28.123.is(DateTime)");
+        t("@T14:34:28.123.is(Time)");
+        t("@2015-02-04T14:34:28+10:00.is(DateTime)");
+        assert_eq!(ev("@2015-02-04T14"), vec!["2015-02-04T14"]);
+        assert_eq!(ev("2 // comment\n/ 2"), vec!["1"]);
+        assert!(eval_on("-1.convertsToInteger()", &patient()).is_err());
         assert_eq!(ev("4.5 'mg'"), vec!["4.5 'mg'"]);
         assert_eq!(ev("3 days"), vec!["3 'days'"]);
         empty("{}");
