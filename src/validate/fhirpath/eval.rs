@@ -1192,10 +1192,11 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 };
                 let v = match one.prim() {
                     Some(Prim::Temporal(t)) => convert_temporal(t, want),
+                    // Conversions accept every partial form a literal may take (`'2015-02-04T14'`).
                     Some(Prim::String(s)) => if want == TemporalKind::Time {
-                        Temporal::parse_time(s, false)
+                        Temporal::parse_time(s, true)
                     } else {
-                        Temporal::parse_date_time(s, false)
+                        Temporal::parse_date_time(s, true)
                     }
                     .and_then(|t| convert_temporal(t, want)),
                     _ => None,

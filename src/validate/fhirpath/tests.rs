@@ -516,6 +516,10 @@ mod functions {
         assert_eq!(ev("'5 mg'.toQuantity()"), vec!["5 'mg'"]);
         assert_eq!(ev("1000 'mg'.toQuantity('g')"), vec!["1 'g'"]);
         t("'10:00:00'.convertsToTime()");
+        t("'2015-02-04T14'.convertsToDateTime()");
+        t("'14'.convertsToTime()");
+        t("birthDate != @T12:14:15");
+        empty("birthDate != @1974-12-25T12:34:00");
     }
 
     #[test]

@@ -437,6 +437,12 @@ pub(crate) fn prim_eq(a: &Prim<'_>, b: &Prim<'_>) -> Option<bool> {
         }
         (Decimal(x), Decimal(y)) => x == y,
         (String(x), String(y)) => x == y,
+        // A time is never equal to a date or date-time; otherwise precision may leave it unknown.
+        (Temporal(x), Temporal(y))
+            if (x.kind == TemporalKind::Time) != (y.kind == TemporalKind::Time) =>
+        {
+            false
+        }
         (Temporal(x), Temporal(y)) => return x.compare(y).map(|o| o == Ordering::Equal),
         (String(s), Temporal(t)) | (Temporal(t), String(s)) => {
             let parsed = temporal_from_str(s, t)?;
