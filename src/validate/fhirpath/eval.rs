@@ -1659,10 +1659,12 @@ fn parse_quantity<'a>(s: &str) -> Option<(Decimal, Cow<'a, str>)> {
         None => (s, ""),
     };
     let d = Decimal::parse(num)?;
-    let unit = unit
-        .strip_prefix('\'')
-        .and_then(|u| u.strip_suffix('\''))
-        .unwrap_or(unit);
+    // A UCUM unit is quoted; only calendar keywords stand bare (`'1 wk'` is not a quantity).
+    let unit = match unit.strip_prefix('\'').and_then(|u| u.strip_suffix('\'')) {
+        Some(quoted) => quoted,
+        None if unit.is_empty() || super::value::is_calendar_unit(unit) => unit,
+        None => return None,
+    };
     Some((
         d,
         Cow::Owned(if unit.is_empty() { "1" } else { unit }.to_owned()),

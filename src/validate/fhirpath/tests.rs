@@ -266,7 +266,8 @@ mod literals {
         assert_eq!(ev("2 // comment\n/ 2"), vec!["1"]);
         assert!(eval_on("-1.convertsToInteger()", &patient()).is_err());
         assert_eq!(ev("4.5 'mg'"), vec!["4.5 'mg'"]);
-        assert_eq!(ev("3 days"), vec!["3 'days'"]);
+        assert_eq!(ev("3 days"), vec!["3 days"]);
+        assert_eq!(ev("1 'wk'.toString()"), vec!["1 'wk'"]);
         empty("{}");
         t("true");
     }
@@ -513,7 +514,12 @@ mod functions {
         assert_eq!(ev("'2024-01-02'.toDate()"), vec!["2024-01-02"]);
         t("'2024-01-02T10:00:00Z'.convertsToDateTime()");
         f("'2024-13-02'.convertsToDate()");
-        assert_eq!(ev("'5 mg'.toQuantity()"), vec!["5 'mg'"]);
+        assert_eq!(ev("'5 \\'mg\\''.toQuantity()"), vec!["5 'mg'"]);
+        t("'1 day'.toQuantity() = 1 'd'");
+        t("'1 wk'.convertsToQuantity().not()");
+        empty("'1 \\'mo\\''.toQuantity() = 1 month");
+        t("7 days = 1 week");
+        t("6 days < 1 week");
         assert_eq!(ev("1000 'mg'.toQuantity('g')"), vec!["1 'g'"]);
         t("'10:00:00'.convertsToTime()");
         t("'2015-02-04T14'.convertsToDateTime()");

@@ -205,6 +205,7 @@ impl<'a, N: Node> Item<'a, N> {
             Prim::Decimal(d) => d.to_string(),
             Prim::String(s) => s.to_owned(),
             Prim::Temporal(t) => t.to_string(),
+            Prim::Quantity(d, u) if is_calendar_unit(u) => format!("{d} {u}"),
             Prim::Quantity(d, u) => format!("{d} '{u}'"),
         })
     }
@@ -362,6 +363,29 @@ pub(crate) fn node_eq<N: Node>(a: &N, b: &N, depth: usize) -> bool {
     }
 }
 
+/// The calendar-duration keywords of quantity literals (`4 days`), written without quotes.
+pub(crate) fn is_calendar_unit(u: &str) -> bool {
+    matches!(
+        u,
+        "year"
+            | "years"
+            | "month"
+            | "months"
+            | "week"
+            | "weeks"
+            | "day"
+            | "days"
+            | "hour"
+            | "hours"
+            | "minute"
+            | "minutes"
+            | "second"
+            | "seconds"
+            | "millisecond"
+            | "milliseconds"
+    )
+}
+
 /// Unit conversion for comparing quantities: (dimension, factor to the dimension's base unit).
 pub(crate) fn unit_factor(unit: &str) -> Option<(&'static str, Decimal)> {
     let (dim, factor) = match unit {
@@ -371,8 +395,11 @@ pub(crate) fn unit_factor(unit: &str) -> Option<(&'static str, Decimal)> {
         "h" | "hour" | "hours" => ("s", "3600"),
         "d" | "day" | "days" => ("s", "86400"),
         "wk" | "week" | "weeks" => ("s", "604800"),
-        "mo" | "month" | "months" => ("mo", "1"),
-        "a" | "year" | "years" => ("a", "1"),
+        // Calendar months and years are not UCUM's `mo`/`a` (mean lengths): not comparable.
+        "mo" => ("mo", "1"),
+        "month" | "months" => ("month", "1"),
+        "a" => ("a", "1"),
+        "year" | "years" => ("year", "1"),
         "ug" => ("g", "0.000001"),
         "mg" => ("g", "0.001"),
         "g" => ("g", "1"),
