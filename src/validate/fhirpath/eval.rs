@@ -924,7 +924,13 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 Ok(out)
             }
             Func::Iif => {
-                // The criterion and branches see the input collection as their focus and `$this`.
+                // The criterion and branches see the input (at most one item) as their focus and `$this`.
+                if input.len() > 1 {
+                    return Err(EvalError::NotSingleton {
+                        what: "the input of iif()",
+                        count: input.len(),
+                    });
+                }
                 let inner = Scope {
                     this: input,
                     index: scope.index,

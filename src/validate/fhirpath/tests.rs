@@ -454,6 +454,9 @@ mod collections {
         assert_eq!(ev("iif(active, 'yes', 'no')"), vec!["yes"]);
         assert_eq!(ev("iif(photo.exists(), 'yes', 'no')"), vec!["no"]);
         empty("iif(false, 'yes')");
+        assert_eq!(ev("('context').iif(true, select($this), 'no')"), vec!["context"]);
+        assert_eq!(ev("{}.iif(true, 'yes', 'no')"), vec!["yes"]);
+        assert!(eval_on("('a' | 'b').iif(true, 1, 2)", &patient()).is_err());
         assert_eq!(ev("(1 | 2 | 3).aggregate($this + $total, 0)"), vec!["6"]);
         // Large collections take the hashed path; same answers.
         let many: Vec<String> = (0..40).map(|i| format!("v{}", i % 10)).collect();
