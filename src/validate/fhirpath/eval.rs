@@ -1329,25 +1329,30 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 }
                 owned(s.replace(&*pat, &rep))
             }
-            Func::Matches | Func::ReplaceMatches => {
+            Func::Matches | Func::MatchesFull | Func::ReplaceMatches => {
                 let dynamic;
                 let re = match extra {
                     Some(Extra::Regex(re)) => re,
                     _ => {
                         let pattern = arg_str!(0, "matches");
-                        dynamic = compile_regex(&pattern).map_err(|source| EvalError::Regex {
-                            pattern: pattern.to_string(),
-                            source,
-                        })?;
+                        dynamic = compile_regex(&pattern, *func == Func::MatchesFull).map_err(
+                            |source| EvalError::Regex {
+                                pattern: pattern.to_string(),
+                                source,
+                            },
+                        )?;
                         &dynamic
                     }
                 };
-                if *func == Func::Matches {
-                    b(re.is_match(&s))
-                } else {
-                    let rep = arg_str!(1, "replaceMatches");
-                    owned(re.replace_all(&s, &*rep).into_owned())
+                if *func != Func::ReplaceMatches {
+                    return b(re.is_match(&s));
                 }
+                let rep = arg_str!(1, "replaceMatches");
+                // An empty pattern replaces nothing (spec example), rather than every position.
+                if re.as_str().is_empty() {
+                    return owned(s.into_owned());
+                }
+                owned(re.replace_all(&s, &*rep).into_owned())
             }
             Func::Length => ok(Item::Integer(s.chars().count() as i64)),
             Func::ToChars => {

@@ -427,12 +427,14 @@ impl Parser<'_> {
                 args.clear();
                 extra = Some(Box::new(Extra::Type(ty)));
             }
-            Func::Matches | Func::ReplaceMatches => {
+            Func::Matches | Func::MatchesFull | Func::ReplaceMatches => {
                 if let Ast::Lit(Lit::Str(pattern)) = &args[0] {
-                    let re = compile_regex(pattern).map_err(|e| ParseError {
-                        expression: self.src.to_owned(),
-                        position: call_pos,
-                        message: format!("invalid regular expression: {e}"),
+                    let re = compile_regex(pattern, func == Func::MatchesFull).map_err(|e| {
+                        ParseError {
+                            expression: self.src.to_owned(),
+                            position: call_pos,
+                            message: format!("invalid regular expression: {e}"),
+                        }
                     })?;
                     extra = Some(Box::new(Extra::Regex(re)));
                 }
@@ -585,9 +587,18 @@ fn type_of_arg(arg: &Ast) -> Option<TypeSpec> {
     }
 }
 
-/// Compiles a FHIRPath regex: the whole-string match semantics are applied by the caller.
-pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+/// The spec asks for "single line" mode: `.` matches a newline too. `full` anchors the pattern at
+/// both ends (`matchesFull()`).
+pub(crate) fn compile_regex(pattern: &str, full: bool) -> Result<regex::Regex, regex::Error> {
+    let anchored;
+    let pattern = if full {
+        anchored = format!("^(?:{pattern})$");
+        &anchored
+    } else {
+        pattern
+    };
     regex::RegexBuilder::new(pattern)
+        .dot_matches_new_line(true)
         .size_limit(1 << 20)
         .build()
 }

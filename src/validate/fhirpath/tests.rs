@@ -454,7 +454,10 @@ mod collections {
         assert_eq!(ev("iif(active, 'yes', 'no')"), vec!["yes"]);
         assert_eq!(ev("iif(photo.exists(), 'yes', 'no')"), vec!["no"]);
         empty("iif(false, 'yes')");
-        assert_eq!(ev("('context').iif(true, select($this), 'no')"), vec!["context"]);
+        assert_eq!(
+            ev("('context').iif(true, select($this), 'no')"),
+            vec!["context"]
+        );
         assert_eq!(ev("{}.iif(true, 'yes', 'no')"), vec!["yes"]);
         assert!(eval_on("('a' | 'b').iif(true, 1, 2)", &patient()).is_err());
         assert_eq!(ev("(1 | 2 | 3).aggregate($this + $total, 0)"), vec!["6"]);
@@ -489,6 +492,12 @@ mod functions {
         t("'http://x/a'.matches('^http://')");
         t("'abc'.matches('b')");
         f("'abc'.matches('^b')");
+        t("'A\n B'.matches('A.*B')");
+        f("'a/Library/b'.matchesFull('Library')");
+        t("'a/Library/b'.matchesFull('.*Library.*')");
+        assert_eq!(ev("'abc'.replaceMatches('', 'x')"), vec!["abc"]);
+        assert_eq!(ev("'abc123'.replaceMatches('[0-9]', '-')"), vec!["abc---"]);
+        empty("'123'.replaceMatches('2', {})");
         assert_eq!(ev("'a.b.c'.replaceMatches('\\\\..*', '')"), vec!["a"]);
         assert_eq!(ev("'abc'.length()"), vec!["3"]);
         assert_eq!(ev("'a,b,c'.split(',')"), vec!["a", "b", "c"]);
