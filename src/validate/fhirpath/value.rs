@@ -475,11 +475,26 @@ pub(crate) fn prim_eq(a: &Prim<'_>, b: &Prim<'_>) -> Option<bool> {
             let parsed = temporal_from_str(s, t)?;
             return parsed.compare(t).map(|o| o == Ordering::Equal);
         }
-        (Quantity(x, ux), Quantity(y, uy)) => {
-            return quantity_cmp(*x, ux, *y, uy).map(|o| o == Ordering::Equal);
-        }
+        (Quantity(x, ux), Quantity(y, uy)) => match quantity_cmp(*x, ux, *y, uy) {
+            Some(o) => o == Ordering::Equal,
+            // Calendar months/years against UCUM `mo`/`a` are unknown; other unit mismatches are
+            // different quantities (`185 '[lb_av]' != 185 'kg'`).
+            None if calendar_vs_ucum(ux, uy) => return None,
+            None => false,
+        },
         _ => false,
     })
+}
+
+fn calendar_vs_ucum(a: &str, b: &str) -> bool {
+    let dim = |u: &str| unit_factor(u).map(|(d, _)| d);
+    matches!(
+        (dim(a), dim(b)),
+        (Some("month"), Some("mo"))
+            | (Some("mo"), Some("month"))
+            | (Some("year"), Some("a"))
+            | (Some("a"), Some("year"))
+    )
 }
 
 fn normalize_ws_lower(s: &str) -> String {
