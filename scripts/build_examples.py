@@ -597,14 +597,46 @@ def main():
             pvar(lambda p: p["agent"][0]["who"]["identifier"].update(system="urn:oid:2.16.840.1.113883.2.1.3.2.4.18.48")),
             "the author must be identified by the ODS organisation code system", "Provenance.agent[0].who.identifier.system", "value")
 
+    # Missing and surplus elements are reported where the element is (the gateway engine's convention, and
+    # what an integration engineer needs): a missing element at its own path with issue code `required`, too
+    # many repetitions at the element with `structure`. (The HL7 Java validator reports both at the parent
+    # with `structure`.)
+    at_element = {
+        "MeasureReport-trust-no-date.json": ("MeasureReport.date", "required"),
+        "MeasureReport-trust-no-identifier.json": ("MeasureReport.identifier", "required"),
+        "MeasureReport-trust-period-no-end.json": ("MeasureReport.period.end", "required"),
+        "MeasureReport-trust-group-no-code.json": (f"{g0}.code", "required"),
+        "MeasureReport-trust-group-count-missing.json": (f"{g0}.population[1].count", "required"),
+        "MeasureReport-trust-stratum-count-missing.json": (f"{g0}.stratifier[1].stratum[2].population[0].count", "required"),
+        "Bundle-submission-entry-no-fullurl.json": ("Bundle.entry[0].fullUrl", "required"),
+        "Bundle-submission-report-no-reporter.json": ("Bundle.entry[1].resource.reporter", "required"),
+        "MessageHeader-no-sender.json": ("MessageHeader.sender", "required"),
+        "MessageHeader-sender-no-identifier.json": ("MessageHeader.sender.identifier", "required"),
+        "MessageHeader-no-focus.json": ("MessageHeader.focus", "required"),
+        "MessageHeader-no-id.json": ("MessageHeader.id", "required"),
+        "MessageHeader-event-uri.json": ("MessageHeader.eventUri", "structure"),
+        "MeasureReport-indicator-no-reporting-level.json": ("MeasureReport.extension", "required"),
+        "MeasureReport-indicator-score-no-value.json": ("MeasureReport.group[0].measureScore.value", "required"),
+        "MeasureReport-indicator-two-groups.json": ("MeasureReport.group", "structure"),
+        "Measure-no-version.json": ("Measure.version", "required"),
+        "Measure-group-no-code.json": ("Measure.group[0].code", "required"),
+        "Provenance-no-signature.json": ("Provenance.signature", "required"),
+        "Provenance-no-assembler.json": ("Provenance.agent", "required"),
+    }
+    for i, (name, prof, res, desc, expr, code) in enumerate(INVALID):
+        if name in at_element:
+            INVALID[i] = (name, prof, res, desc, *at_element.pop(name))
+    assert not at_element, f"unknown invalid examples: {sorted(at_element)}"
+
     # ---- write --------------------------------------------------------------------------------
     for d in ("valid", "invalid"):
         shutil.rmtree(EX / d, ignore_errors=True)
         (EX / d).mkdir(parents=True)
     manifest = {"description": "PQOM example instances. Valid ones validate with no errors against `profile`; each invalid one breaks exactly one rule "
                                "and must produce an error whose expression and issue code are `expression` and `code` "
-                               "(expressions and codes follow the HL7 Java validator: cardinality = structure at the parent element, "
-                               "fixed value = value, binding = code-invalid, invariant = invariant at the element the invariant is defined on).",
+                               "(a missing element: `required` at the element's own path; too many repetitions or an element a closed slicing or the "
+                               "profile does not allow: `structure`; a fixed value: `value`; a required binding: `code-invalid` at the coded element; "
+                               "an invariant: `invariant` at the element the invariant is defined on).",
                 "examples": []}
     for name, prof, res, desc in VALID:
         (EX / "valid" / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n")
