@@ -356,29 +356,40 @@ SHA = "9c4e1f0a7b3d52e8c6a19f4d07e2b8356a1c9d0e4f7b2a6c8d1e3f5a7b9c0d2e"
 
 
 def provenance_example():
+    """The shape src/deliver/provenance.rs builds: contained gateway Device, three agents, two source entities."""
+    gateway = {"reference": "#gateway", "type": "Device", "display": "pqom-gateway 0.1.0 (pqom-eoe-1)"}
     return {
         "resourceType": "Provenance", "id": "fwd-rm1-submission-2026-10",
         "meta": {"profile": [f"{P}/pqom-provenance"]},
+        "contained": [{
+            "resourceType": "Device", "id": "gateway",
+            "identifier": [{"system": f"{BASE}/Id/gateway-instance", "value": "pqom-eoe-1"}],
+            "deviceName": [{"name": "pqom-gateway", "type": "manufacturer-name"}],
+            "version": [{"value": "0.1.0"}],
+            "url": "https://gateway.pqom-gateway.org/fhir",
+        }],
         "target": [{"reference": "MeasureReport/rm1-pqom-annex1-2026-10/_history/1"},
                    {"reference": "MeasureReport/rm1-stillbirth-rate-2026-10/_history/1"}],
         "recorded": "2026-11-06T09:30:14.218Z",
-        "activity": cc("http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "transmit", "Transmit"),
+        "activity": cc("http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "transmit", "Transmit Record Lifecycle Event"),
         "agent": [
             {"type": cc("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
-             "who": ods_ref("RM1")},
-            {"type": cc("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
-             "who": {"reference": "Device/pqom-gateway", "display": "pqom-gateway 0.1.0"}},
+             "who": {"type": "Organization", **ods_ref("RM1")}},
+            {"type": cc("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"), "who": gateway},
+            {"type": cc(f"{BASE}/CodeSystem/pqom-provenance-agent-type", "transmitter", "Transmitter"), "who": gateway},
         ],
-        "entity": [{
-            "extension": [{"url": f"{P}/pqom-content-sha256", "valueString": SHA}],
-            "role": "source",
-            "what": {"identifier": {"system": f"{BASE}/Id/message-id", "value": MH_ID_RM1},
-                     "display": "PQOM submission RM1-PQOM-2026-10-0001 from RM1"},
-        }],
+        "entity": [
+            {"role": "source",
+             "what": {"type": "MessageHeader", "identifier": {"system": f"{BASE}/Id/message-header-id", "value": MH_ID_RM1},
+                      "display": "submission message from RM1"}},
+            {"role": "source",
+             "what": {"type": "Bundle", "identifier": {"system": f"{BASE}/Id/submission-sha256", "value": SHA},
+                      "display": "SHA-256 of the submission as received"}},
+        ],
         "signature": [{
             "type": [{"system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.14", "display": "Source Signature"}],
             "when": "2026-11-06T09:30:14.218Z",
-            "who": {"reference": "Device/pqom-gateway", "display": "pqom-gateway 0.1.0"},
+            "who": {"reference": "#gateway", "type": "Device"},
             "targetFormat": "application/fhir+json",
             "sigFormat": "application/jose",
             # base64 of a detached-payload JWS (ES256): header..signature
@@ -591,8 +602,11 @@ def main():
     invalid("Provenance-no-signature.json", prov, pvar(lambda p: p.pop("signature")), "signature is required", "Provenance", "structure")
     invalid("Provenance-no-assembler.json", prov, pvar(lambda p: p["agent"].pop(1)),
             "the gateway (assembler) agent is required", "Provenance", "structure")
-    invalid("Provenance-sha256-not-hex.json", prov, pvar(lambda p: p["entity"][0]["extension"][0].update(valueString="nOFfDSsh1BXSyzHzxDnVgpt3mh5kHjsJ4Y5rHmlgnUQ=")),
-            "the digest must be 64 lower-case hex digits (pqom-30)", "Provenance.entity[0].extension[0]", "invariant")
+    invalid("Provenance-sha256-not-hex.json", prov,
+            pvar(lambda p: p["entity"][1]["what"]["identifier"].update(value="nOFfDSsh1BXSyzHzxDnVgpt3mh5kHjsJ4Y5rHmlgnUQ=")),
+            "the digest must be 64 lower-case hex digits, not base64 (pqom-30)", "Provenance.entity[1].what.identifier.value", "invariant")
+    invalid("Provenance-no-sha256-entity.json", prov, pvar(lambda p: p["entity"].pop(1)),
+            "the SHA-256 entity is required", "Provenance.entity", "required")
     invalid("Provenance-author-not-ods.json", prov,
             pvar(lambda p: p["agent"][0]["who"]["identifier"].update(system="urn:oid:2.16.840.1.113883.2.1.3.2.4.18.48")),
             "the author must be identified by the ODS organisation code system", "Provenance.agent[0].who.identifier.system", "value")
