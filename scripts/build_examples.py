@@ -14,6 +14,7 @@ Standard library only. Run: python3 scripts/build_examples.py
 """
 
 import copy
+import re
 import json
 import shutil
 from pathlib import Path
@@ -657,8 +658,13 @@ def main():
         manifest["examples"].append({"file": f"valid/{name}", "profile": prof, "valid": True, "description": desc})
     for name, prof, res, desc, expr, code in INVALID:
         (EX / "invalid" / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n")
-        manifest["examples"].append({"file": f"invalid/{name}", "profile": prof, "valid": False, "description": desc,
-                                     "error": {"expression": expr, "code": code}})
+        error = {"expression": expr, "code": code}
+        if code == "invariant":
+            # The invariant's key, named in the description: "(pqom-4)", "(base invariant per-1)", "(bdl-12)".
+            key = re.search(r"\((?:base invariant )?([a-z]+-\d+)\)", desc)
+            assert key, f"{name}: name the invariant key in the description"
+            error["key"] = key.group(1)
+        manifest["examples"].append({"file": f"invalid/{name}", "profile": prof, "valid": False, "description": desc, "error": error})
     (EX / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {len(VALID)} valid and {len(INVALID)} invalid examples to {EX.relative_to(ROOT)}/")
 
