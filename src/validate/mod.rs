@@ -21,11 +21,13 @@
 
 pub mod compile;
 pub mod definitions;
+pub mod fhirpath;
 pub(crate) mod invariant;
 pub(crate) mod jsoncmp;
 mod path;
 pub mod primitive;
 pub mod snapshot;
+pub mod terminology;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod walk;
