@@ -4,10 +4,20 @@
 //! - [`catalogue`]: `mappings/catalogue/annex1.toml`, the one source of truth for indicators, and
 //!   the FHIR CodeSystems and Measures generated from it.
 //! - [`error`]: load errors, every one with file and line.
+//! - [`rules`]: `mappings/rules/*.toml`, checked at load.
+//! - [`engine`]: [`Mapper`]: submission in, indicator values, unmapped groups and a trace out.
+//! - [`pool`]: ICB and region values pooled from trusts' counts, with completeness.
+//! - [`report`]: indicator values as PQOM indicator MeasureReports.
+//! - [`sample`]: the reference report (tests, benchmarks).
 
 pub mod catalogue;
+pub mod engine;
 pub mod error;
 pub mod json;
+pub mod rules;
+pub mod sample;
 
 pub use catalogue::Catalogue;
 pub use error::{Location, MapLoadError, Problem};
+
+pub use engine::{IndicatorValue, MapOutcome, Mapper, Period, RuleHit, StratumKey, UnmappedGroup};
