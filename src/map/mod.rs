@@ -14,6 +14,8 @@ pub mod catalogue;
 pub mod engine;
 pub mod error;
 pub mod json;
+pub mod pool;
+pub mod report;
 pub mod rules;
 pub mod sample;
 
@@ -21,3 +23,34 @@ pub use catalogue::Catalogue;
 pub use error::{Location, MapLoadError, Problem};
 
 pub use engine::{IndicatorValue, MapOutcome, Mapper, Period, RuleHit, StratumKey, UnmappedGroup};
+pub use pool::{Directory, Level, Pooled, PooledValue, StaticDirectory};
+
+impl Mapper {
+    /// Pool trusts' values to ICB or region level (sums of counts, with completeness).
+    pub fn pool(
+        &self,
+        values: &[IndicatorValue],
+        level: Level,
+        directory: &dyn Directory,
+    ) -> Pooled {
+        pool::pool(self.catalogue(), values, level, directory)
+    }
+
+    /// Trust values as PQOM indicator MeasureReports.
+    pub fn indicator_reports(
+        &self,
+        values: &[IndicatorValue],
+        date: Option<&str>,
+    ) -> Vec<serde_json::Value> {
+        report::indicator_reports(self.catalogue(), values, date)
+    }
+
+    /// Pooled values as PQOM indicator MeasureReports with completeness.
+    pub fn pooled_reports(
+        &self,
+        values: &[PooledValue],
+        date: Option<&str>,
+    ) -> Vec<serde_json::Value> {
+        report::pooled_reports(self.catalogue(), values, date)
+    }
+}
