@@ -28,7 +28,7 @@ fn bench(c: &mut Criterion) {
     });
     let values = mapper.map_report(&report).values;
     g.bench_function("indicator MeasureReports", |b| {
-        b.iter(|| black_box(mapper.indicator_reports(black_box(&values), None)))
+        b.iter(|| black_box(mapper.indicator_reports(black_box(&values), "2026-11-01T00:00:00Z")))
     });
     // 40 trusts' values pooled to their ICB.
     let mut dir = StaticDirectory::new();

@@ -74,14 +74,16 @@ fn pooled_rate_is_from_summed_counts_not_the_mean_of_rates() {
     );
     assert!((p.value.unwrap() - 32.0 / 6_100.0 * 1000.0).abs() < 1e-9);
     assert_eq!((p.trusts_reported, p.trusts_expected), (2, 3));
-    let reports = m.pooled_reports(&pooled.values, None);
-    let ext = &reports[0]["extension"][0];
+    let reports = m.pooled_reports(&pooled.values, "2026-11-08T02:00:00Z");
+    assert_eq!(reports[0]["extension"][0]["valueCode"], "icb");
+    let ext = &reports[0]["extension"][1];
     assert_eq!(
         ext["url"],
         "https://fhir.pqom-gateway.org/StructureDefinition/pqom-completeness"
     );
-    assert_eq!(ext["extension"][0]["valueInteger"], 2);
-    assert_eq!(ext["extension"][1]["valueInteger"], 3);
+    assert_eq!(ext["extension"][0]["valueUnsignedInt"], 2);
+    assert_eq!(ext["extension"][1]["valueUnsignedInt"], 3);
+    assert_eq!(ext["extension"][2]["valueIdentifier"]["value"], "RCX");
     assert_eq!(reports[0]["reporter"]["identifier"]["value"], "QMM");
 }
 
@@ -138,6 +140,7 @@ proptest! {
                 (Level::Region, _) => 5,
             };
             prop_assert_eq!(p.trusts_expected, expected);
+            prop_assert_eq!(p.missing.len() + p.trusts_reported, expected);
             let mult = m.catalogue().indicator(&p.indicator).unwrap().kind.multiplier();
             match *d {
                 Some(0) => prop_assert!(p.value.is_none()),

@@ -280,7 +280,7 @@ fn patient_safety_incidents_count_by_insight_category_and_harm_level_with_narrat
             ),
         ],
     );
-    g["extension"] = json!([{"url": format!("{BASE}/StructureDefinition/pqom-narrative"), "valueMarkdown": "Delays escalating abnormal CTGs; action: fresh eyes audit."}]);
+    g["extension"] = json!([{"url": format!("{BASE}/StructureDefinition/pqom-group-narrative"), "valueMarkdown": "Delays escalating abnormal CTGs; action: fresh eyes audit."}]);
     let out = m.map_report(&report(
         &format!("{BASE}/Measure/patient-safety-events|1.0.0"),
         vec![g],
@@ -446,7 +446,7 @@ fn a_message_bundle_is_mapped_with_the_reporter_resolved_from_its_organization()
 fn indicator_measure_reports_carry_counts_scores_and_strata() {
     let m = mapper();
     let out = m.map_report(&sample::reference_report("RM1", "2026-10-01", "2026-10-31"));
-    let reports = m.indicator_reports(&out.values, Some("2026-11-01T00:00:00Z"));
+    let reports = m.indicator_reports(&out.values, "2026-11-01T00:00:00Z");
     assert_eq!(reports.len(), 12);
     let sb = reports
         .iter()

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod map;
+pub mod verify;
 
 #[derive(Debug, Parser)]
 #[command(name = "pqom-gateway", version, about)]
@@ -19,6 +20,8 @@ pub enum Command {
     Map(map::MapArgs),
     /// Work with the Annex 1 indicator catalogue (export the generated FHIR resources).
     Catalogue(map::CatalogueArgs),
+    /// Check a forwarded bundle: signature (kid, alg, value), source hash and Provenance targets.
+    Verify(verify::VerifyArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -26,5 +29,6 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Map(args) => map::run_map(args),
         Command::Catalogue(args) => map::run_catalogue(args),
+        Command::Verify(args) => verify::run(args),
     }
 }

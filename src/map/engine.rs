@@ -16,8 +16,10 @@ use super::error::{MapLoadError, SourceFile};
 use super::rules::{self, Rule, RuleSet, Stratify};
 use crate::fhir::{Issue, IssueType, ODS_ORG_SYSTEM};
 
-/// Extension carrying the narrative of a qualitative item (themes and actions) on a group or stratum.
-pub const EXT_NARRATIVE: &str = "https://fhir.pqom-gateway.org/StructureDefinition/pqom-narrative";
+/// Extension carrying the narrative of a qualitative item (themes and actions) on a group
+/// (`pqom-group-narrative`, markdown).
+pub const EXT_NARRATIVE: &str =
+    "https://fhir.pqom-gateway.org/StructureDefinition/pqom-group-narrative";
 
 /// A reporting period, as submitted (FHIR dateTime strings).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

@@ -40,17 +40,13 @@ impl Mapper {
     pub fn indicator_reports(
         &self,
         values: &[IndicatorValue],
-        date: Option<&str>,
+        date: &str,
     ) -> Vec<serde_json::Value> {
         report::indicator_reports(self.catalogue(), values, date)
     }
 
     /// Pooled values as PQOM indicator MeasureReports with completeness.
-    pub fn pooled_reports(
-        &self,
-        values: &[PooledValue],
-        date: Option<&str>,
-    ) -> Vec<serde_json::Value> {
+    pub fn pooled_reports(&self, values: &[PooledValue], date: &str) -> Vec<serde_json::Value> {
         report::pooled_reports(self.catalogue(), values, date)
     }
 }

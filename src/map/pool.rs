@@ -25,8 +25,36 @@ pub enum Level {
 pub trait Directory {
     /// ODS code of the trust's ICB or region.
     fn parent(&self, trust: &str, level: Level) -> Option<String>;
-    /// How many trusts report to `organisation` at `level`.
-    fn expected_trusts(&self, organisation: &str, level: Level) -> usize;
+    /// ODS codes of the trusts that report to `organisation` at `level`.
+    fn members(&self, organisation: &str, level: Level) -> Vec<String>;
+}
+
+/// The gateway's organisation directory (`mappings/organisations.toml`).
+impl Directory for crate::deliver::directory::Directory {
+    fn parent(&self, trust: &str, level: Level) -> Option<String> {
+        let route = self.route(trust).ok()?;
+        Some(match level {
+            Level::Icb => route.icb.ods,
+            Level::Region => route.region.ods,
+        })
+    }
+
+    fn members(&self, organisation: &str, level: Level) -> Vec<String> {
+        match level {
+            Level::Icb => self
+                .trusts_of_icb(organisation)
+                .map(|o| o.ods.clone())
+                .collect(),
+            Level::Region => self
+                .icbs_of_region(organisation)
+                .flat_map(|icb| {
+                    self.trusts_of_icb(&icb.ods)
+                        .map(|o| o.ods.clone())
+                        .collect::<Vec<_>>()
+                })
+                .collect(),
+        }
+    }
 }
 
 /// A directory held in memory: trust -> (ICB, region).
@@ -55,14 +83,15 @@ impl Directory for StaticDirectory {
         })
     }
 
-    fn expected_trusts(&self, organisation: &str, level: Level) -> usize {
+    fn members(&self, organisation: &str, level: Level) -> Vec<String> {
         self.trusts
-            .values()
-            .filter(|(icb, region)| match level {
+            .iter()
+            .filter(|(_, (icb, region))| match level {
                 Level::Icb => icb == organisation,
                 Level::Region => region == organisation,
             })
-            .count()
+            .map(|(trust, _)| trust.clone())
+            .collect()
     }
 }
 
@@ -82,7 +111,10 @@ pub struct PooledValue {
     pub trusts_reported: usize,
     /// Trusts the directory places in the organisation.
     pub trusts_expected: usize,
+    /// The trusts that reported.
     pub trusts: Vec<String>,
+    /// Expected trusts that did not report this value.
+    pub missing: Vec<String>,
 }
 
 /// Pooled values, and the trusts the directory could not place (their values are left out).
@@ -136,8 +168,13 @@ pub fn pool(
                     Some(d) => Some(n as f64 / d as f64 * mult),
                     None => Some(n as f64),
                 };
+                let members = directory.members(&organisation, level);
                 PooledValue {
-                    trusts_expected: directory.expected_trusts(&organisation, level),
+                    trusts_expected: members.len(),
+                    missing: members
+                        .into_iter()
+                        .filter(|m| !trusts.contains(m))
+                        .collect(),
                     trusts_reported: trusts.len(),
                     trusts: trusts.into_iter().collect(),
                     indicator,

@@ -21,9 +21,13 @@ pub const INDICATOR_REPORT_PROFILE: &str =
 /// Completeness of a pooled value: `reported` and `expected` trust counts.
 pub const EXT_COMPLETENESS: &str =
     "https://fhir.pqom-gateway.org/StructureDefinition/pqom-completeness";
+/// Reporting level of an indicator report: trust | icb | region | national.
+pub const EXT_REPORTING_LEVEL: &str =
+    "https://fhir.pqom-gateway.org/StructureDefinition/pqom-reporting-level";
 
 /// What one report line needs, whether from a trust value or a pooled one.
 struct Line<'a> {
+    /// `None`: the total (the group itself).
     stratum: Option<&'a StratumKey>,
     numerator: u64,
     denominator: Option<u64>,
@@ -72,15 +76,15 @@ fn build(
     period: &Period,
     lines: &[Line],
     extension: Vec<J>,
-    date: Option<&str>,
+    date: &str,
 ) -> Value {
     let total = lines.iter().find(|l| l.stratum.is_none());
     let mut stratifiers: BTreeMap<&str, Vec<J>> = BTreeMap::new();
     for l in lines {
         let Some(k) = l.stratum else { continue };
         stratifiers.entry(k.stratifier.as_str()).or_default().push(
+            // The narrative extension is defined on the group only; strata carry counts.
             J::obj()
-                .set_arr("extension", narrative_ext(l.narrative))
                 .set("value", concept(&k.system, &k.code, None))
                 .set("population", populations(ind, l))
                 .set_opt("measureScore", score(ind, l.value)),
@@ -126,7 +130,7 @@ fn build(
                 ind.code, catalogue.version
             ),
         )
-        .set_opt("date", date)
+        .set("date", date)
         .set(
             "reporter",
             J::obj().set(
@@ -146,11 +150,11 @@ fn build(
 }
 
 /// One indicator MeasureReport per (indicator, trust, period) in `values`. `date` is the
-/// report's `date` (when the gateway produced it), if the caller wants one.
+/// report's `date`: when the gateway produced it (the caller's clock; this module has none).
 pub fn indicator_reports(
     catalogue: &Catalogue,
     values: &[IndicatorValue],
-    date: Option<&str>,
+    date: &str,
 ) -> Vec<Value> {
     let mut by: BTreeMap<(&str, &str, &Period), Vec<&IndicatorValue>> = BTreeMap::new();
     for v in values {
@@ -171,18 +175,25 @@ pub fn indicator_reports(
                     narrative: v.narrative.as_deref(),
                 })
                 .collect();
-            Some(build(catalogue, ind, trust, period, &lines, vec![], date))
+            let level = J::obj()
+                .set("url", EXT_REPORTING_LEVEL)
+                .set("valueCode", "trust");
+            Some(build(
+                catalogue,
+                ind,
+                trust,
+                period,
+                &lines,
+                vec![level],
+                date,
+            ))
         })
         .collect()
 }
 
 /// One indicator MeasureReport per (indicator, ICB or region, period) in pooled values, with
 /// completeness (trusts reported of trusts expected, for the total).
-pub fn pooled_reports(
-    catalogue: &Catalogue,
-    values: &[PooledValue],
-    date: Option<&str>,
-) -> Vec<Value> {
+pub fn pooled_reports(catalogue: &Catalogue, values: &[PooledValue], date: &str) -> Vec<Value> {
     let mut by: BTreeMap<(&str, &str, &Period), Vec<&PooledValue>> = BTreeMap::new();
     for v in values {
         by.entry((&v.indicator, &v.organisation, &v.period))
@@ -193,16 +204,29 @@ pub fn pooled_reports(
         .filter_map(|((code, org, period), vs)| {
             let ind = catalogue.indicator(code)?;
             let total = vs.iter().find(|v| v.stratum.is_none()).or(vs.first())?;
-            let completeness = J::obj().set("url", EXT_COMPLETENESS).set(
-                "extension",
-                vec![
-                    J::obj()
-                        .set("url", "reported")
-                        .set("valueInteger", total.trusts_reported),
-                    J::obj()
-                        .set("url", "expected")
-                        .set("valueInteger", total.trusts_expected),
-                ],
+            let mut parts = vec![
+                J::obj()
+                    .set("url", "reported")
+                    .set("valueUnsignedInt", total.trusts_reported),
+                J::obj()
+                    .set("url", "expected")
+                    .set("valueUnsignedInt", total.trusts_expected),
+            ];
+            parts.extend(total.missing.iter().map(|ods| {
+                J::obj().set("url", "missing").set(
+                    "valueIdentifier",
+                    J::obj().set("system", ODS_ORG_SYSTEM).set("value", ods),
+                )
+            }));
+            let completeness = J::obj()
+                .set("url", EXT_COMPLETENESS)
+                .set("extension", parts);
+            let level = J::obj().set("url", EXT_REPORTING_LEVEL).set(
+                "valueCode",
+                match total.level {
+                    super::pool::Level::Icb => "icb",
+                    super::pool::Level::Region => "region",
+                },
             );
             let lines: Vec<Line> = vs
                 .iter()
@@ -220,7 +244,7 @@ pub fn pooled_reports(
                 org,
                 period,
                 &lines,
-                vec![completeness],
+                vec![level, completeness],
                 date,
             ))
         })
