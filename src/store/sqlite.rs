@@ -323,6 +323,22 @@ impl Store for SqliteStore {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
     }
+
+    async fn record_indicator_values(
+        &self,
+        submission_id: Uuid,
+        recorded_at: time::OffsetDateTime,
+        values: &[crate::map::IndicatorValue],
+    ) -> StoreResult<()> {
+        super::indicators::sqlite::record(&self.writer, submission_id, recorded_at, values).await
+    }
+
+    async fn indicator_values(
+        &self,
+        query: &super::IndicatorQuery,
+    ) -> StoreResult<Vec<super::StoredIndicatorValue>> {
+        super::indicators::sqlite::query(&self.reader, query).await
+    }
 }
 
 async fn submission_by_message_id(
