@@ -300,12 +300,16 @@ fn versioned_resource(r: &ForwardResource) -> Result<Json, ForwardError> {
 }
 
 /// The payload the signature covers: the canonical bundle with the JOSE signature's `data`
-/// removed. `bundle` is left unchanged.
-pub fn signing_payload(bundle: &Json) -> Result<Vec<u8>, ForwardError> {
-    let mut copy = bundle.clone();
-    let sig = provenance_signature_mut(&mut copy).ok_or(ForwardError::NoSignature)?;
-    sig.remove("data");
-    Ok(copy.to_canonical())
+/// removed. `bundle` is left as it was (the member is taken out for the duration and put back,
+/// which avoids copying a large bundle).
+pub fn signing_payload(bundle: &mut Json) -> Result<Vec<u8>, ForwardError> {
+    let sig = provenance_signature_mut(bundle).ok_or(ForwardError::NoSignature)?;
+    let data = sig.remove("data");
+    let payload = bundle.to_canonical();
+    if let (Some(data), Some(sig)) = (data, provenance_signature_mut(bundle)) {
+        sig.insert("data", data);
+    }
+    Ok(payload)
 }
 
 /// Sign (or re-sign) a bundle in place: sets the JOSE signature's `data`. Returns the kid.
@@ -403,26 +407,17 @@ pub fn verify(bytes: &[u8], jwks: &Jwks, submission: Option<&[u8]>) -> Report {
         report.fail("bundle", "not a FHIR Bundle of type message");
         return report;
     }
-    let provs = provenance_entries(&bundle);
-    let prov = match provs[..] {
-        [p] => p,
-        [] => {
-            report.fail("provenance", "the bundle has no Provenance entry");
-            return report;
-        }
-        _ => {
-            report.fail(
-                "provenance",
-                format!(
-                    "the bundle has {} Provenance entries; expected 1",
-                    provs.len()
-                ),
-            );
-            return report;
-        }
-    };
-    let mut copy = bundle.clone();
-    let Some(sig) = provenance_signature_mut(&mut copy) else {
+    let provs = provenance_entries(&bundle).len();
+    if provs != 1 {
+        report.fail(
+            "provenance",
+            format!("the bundle has {provs} Provenance entries; expected 1"),
+        );
+        return report;
+    }
+    // Take the signature value out of the (only) tree: what remains is what was signed.
+    let mut bundle = bundle;
+    let Some(sig) = provenance_signature_mut(&mut bundle) else {
         report.fail(
             "provenance",
             "the Provenance has no signature with sigFormat application/jose",
@@ -449,7 +444,10 @@ pub fn verify(bytes: &[u8], jwks: &Jwks, submission: Option<&[u8]>) -> Report {
         );
     }
 
-    signature_checks(&mut report, data.as_ref(), &copy.to_canonical(), jwks);
+    signature_checks(&mut report, data.as_ref(), &bundle.to_canonical(), jwks);
+    let Some(&prov) = provenance_entries(&bundle).first() else {
+        return report;
+    };
     entity_check(&mut report, prov, submission);
     target_check(&mut report, &bundle, prov);
     report
