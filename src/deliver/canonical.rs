@@ -34,6 +34,11 @@
 //! `serde_json` with `arbitrary_precision`, Python `json.loads(parse_float=decimal.Decimal)`
 //! plus `str()` of the Decimal, Jackson `USE_BIG_DECIMAL_FOR_FLOATS` with `toString()` kept exact).
 //!
+//! Why not the `serde_jcs` crate: it canonicalises a `serde_json::Value`, so numbers have already
+//! been through f64 before it sees them (the precision problem above), and it inherits
+//! serde_json's silent last-wins handling of duplicate member names. The scheme is small enough
+//! (parser, sort, string escaping) to own here with its tests, including the RFC's own examples.
+//!
 //! Inputs must be I-JSON (RFC 7493): duplicate member names and unpaired surrogate escapes are
 //! rejected, since either would make "the" canonical form ambiguous. Nesting is limited to
 //! [`MAX_DEPTH`] so that a hostile file cannot overflow the stack of the verifier.

@@ -764,6 +764,56 @@ mod tests {
     }
 
     #[test]
+    fn structural_problems_are_reported_not_panics() {
+        let (ring, ..) = fixture();
+        let (body, _) = built(&ring);
+        let text = String::from_utf8(body).unwrap();
+        let jwks = ring.jwks();
+        let failed = |bytes: &[u8], check: &str| {
+            let r = verify(bytes, &jwks, None);
+            let c = r
+                .check(check)
+                .unwrap_or_else(|| panic!("no {check} in {r:#?}"));
+            assert!(!c.passed, "{r:#?}");
+            c.detail.clone()
+        };
+        assert!(failed(b"{", "json").contains("invalid JSON"));
+        assert!(failed(br#"{"resourceType":"Parameters"}"#, "bundle").contains("message"));
+        let no_data = text.replacen(r#""data":"#, r#""data_":"#, 1);
+        assert!(failed(no_data.as_bytes(), "signature").contains("missing"));
+        let no_target = text.replacen(
+            r#""target":[{"reference":"MeasureReport/mr-1/_history/2"}]"#,
+            r#""target":[]"#,
+            1,
+        );
+        assert!(failed(no_target.as_bytes(), "targets").contains("no targets"));
+        let two = text.replacen(
+            r#""resourceType":"MessageHeader""#,
+            r#""resourceType":"Provenance""#,
+            1,
+        );
+        assert!(failed(two.as_bytes(), "provenance").contains("2 Provenance"));
+        let bad_hash = text.replacen(&sha256_hex(b"{\"resourceType\":\"Bundle\"}  "), "abc", 1);
+        assert!(failed(bad_hash.as_bytes(), "entity").contains("not 64"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any single-byte change to a signed bundle is either unparseable or fails a check:
+        /// nothing in the bundle is outside the signature.
+        #[test]
+        fn any_byte_change_is_detected(at in 0usize..100_000, byte in 0x20u8..0x7f) {
+            let (ring, ..) = fixture();
+            let (mut body, _) = built(&ring);
+            let at = at % body.len();
+            proptest::prop_assume!(body[at] != byte);
+            body[at] = byte;
+            let report = verify(&body, &ring.jwks(), None);
+            proptest::prop_assert!(!report.passed(), "undetected change at {} to {:?}", at, byte as char);
+        }
+    }
+
+    #[test]
     fn instants_are_utc_millis() {
         let t = time::macros::datetime!(2026-11-23 10:00:00.123456789 +01:00);
         assert_eq!(fhir_instant(t), "2026-11-23T09:00:00.123Z");

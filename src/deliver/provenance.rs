@@ -274,6 +274,19 @@ mod tests {
     }
 
     #[test]
+    fn canonical_urls_follow_the_project_base() {
+        for url in [
+            PROFILE,
+            MESSAGE_ID_SYSTEM,
+            SHA256_SYSTEM,
+            GATEWAY_INSTANCE_SYSTEM,
+            PQOM_AGENT_TYPE_SYSTEM,
+        ] {
+            assert!(url.starts_with(crate::fhir::CANONICAL_BASE), "{url}");
+        }
+    }
+
+    #[test]
     fn parses_versioned_references() {
         let t = Target::parse("MeasureReport/abc/_history/3").unwrap();
         assert_eq!(t.reference(), "MeasureReport/abc/_history/3");
