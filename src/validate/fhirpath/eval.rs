@@ -545,9 +545,7 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                     }
                 }
             }
-            _ => {
-                matches!(ns, None | Some("System")) && item.system_type() == Some(name)
-            }
+            _ => matches!(ns, None | Some("System")) && item.system_type() == Some(name),
         }
     }
 
@@ -1018,11 +1016,10 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 let mut out = Collection::empty();
                 for i in input {
                     let reference = match i {
-                        Item::Node(n) if n.value.is_some_and(|v| v.kind() == NodeKind::Object) => {
-                            n.value
-                                .and_then(|v| v.field("reference"))
-                                .and_then(Node::as_str)
-                        }
+                        Item::Node(n) if n.value.is_some_and(|v| v.kind() == NodeKind::Object) => n
+                            .value
+                            .and_then(|v| v.field("reference"))
+                            .and_then(Node::as_str),
                         other => other.as_node().and_then(Node::as_str).or(match other {
                             Item::String(Cow::Borrowed(s)) => Some(*s),
                             _ => None,
@@ -1141,7 +1138,10 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                     Some(Prim::String(s)) => {
                         let t = s.strip_prefix('+').unwrap_or(s);
                         t.parse::<i64>().ok().filter(|_| {
-                            !t.is_empty() && t.trim_start_matches('-').bytes().all(|c| c.is_ascii_digit())
+                            !t.is_empty()
+                                && t.trim_start_matches('-')
+                                    .bytes()
+                                    .all(|c| c.is_ascii_digit())
                         })
                     }
                     _ => None,
@@ -1235,8 +1235,7 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
             | Func::Log
             | Func::Power => self.math(func, one, args, scope),
             _ => {
-                let Some(s) = cow_str(one).or_else(|| one.to_string_value().map(Cow::Owned))
-                else {
+                let Some(s) = cow_str(one).or_else(|| one.to_string_value().map(Cow::Owned)) else {
                     return type_err(func_name(func), format!("{one:?} is not a string"));
                 };
                 self.string_fn(func, s, args, extra, scope)
@@ -1393,9 +1392,7 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
         match func {
             Func::Abs => {
                 if let Some(Prim::Integer(i)) = p {
-                    return i
-                        .checked_abs()
-                        .map_or_else(empty, |v| ok(Item::Integer(v)));
+                    return i.checked_abs().map_or_else(empty, |v| ok(Item::Integer(v)));
                 }
                 dec(Some(d.abs()))
             }
@@ -1651,7 +1648,10 @@ fn codes_of<'s, N: Node>(item: &'s Item<'_, N>) -> Vec<Coded<'s>> {
         })
     };
     match item {
-        Item::String(s) => vec![Coded { system: None, code: s }],
+        Item::String(s) => vec![Coded {
+            system: None,
+            code: s,
+        }],
         Item::Node(n) => match n.value {
             Some(v) if v.kind() == NodeKind::String => v
                 .as_str()
@@ -1720,7 +1720,9 @@ fn arith<'a, N: Node>(
         return Ok(r.map(Item::Decimal));
     }
     match (&a, &b) {
-        (Prim::Quantity(qa, ua), Prim::Quantity(qb, ub)) if matches!(op, BinOp::Add | BinOp::Sub) => {
+        (Prim::Quantity(qa, ua), Prim::Quantity(qb, ub))
+            if matches!(op, BinOp::Add | BinOp::Sub) =>
+        {
             if ua != ub {
                 return Ok(None);
             }

@@ -217,7 +217,10 @@ pub fn check_narrative(xhtml: &str) -> Result<(), NarrativeProblem> {
         let mut has_ns = false;
         check_attributes(&tag[name_end..], i, &mut has_ns)?;
         if stack.is_empty() && !has_ns {
-            return problem(i, format!("the root <div> must declare xmlns=\"{XHTML_NS}\""));
+            return problem(
+                i,
+                format!("the root <div> must declare xmlns=\"{XHTML_NS}\""),
+            );
         }
         if name == "img" {
             content = true;
@@ -272,7 +275,10 @@ fn check_attributes(s: &str, pos: usize, has_ns: &mut bool) -> Result<(), Narrat
         let value = &after[1..=end];
         let lname = name.to_ascii_lowercase();
         if lname.starts_with("on") {
-            return problem(pos, format!("event handler attribute `{name}` is not allowed"));
+            return problem(
+                pos,
+                format!("event handler attribute `{name}` is not allowed"),
+            );
         }
         if lname == "xmlns" {
             if value != XHTML_NS {
@@ -280,7 +286,10 @@ fn check_attributes(s: &str, pos: usize, has_ns: &mut bool) -> Result<(), Narrat
             }
             *has_ns = true;
         } else if !lname.starts_with("xmlns:") && !ATTRIBUTES.contains(&lname.as_str()) {
-            return problem(pos, format!("attribute `{name}` is not allowed in narrative"));
+            return problem(
+                pos,
+                format!("attribute `{name}` is not allowed in narrative"),
+            );
         }
         if matches!(lname.as_str(), "href" | "src" | "longdesc" | "cite") {
             let v = value.trim_start().to_ascii_lowercase();

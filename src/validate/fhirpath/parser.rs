@@ -99,7 +99,9 @@ impl<'s> Lexer<'s> {
                     Some(t) => Tok::Time(t.to_owned()),
                     None => Tok::DateTime(text.to_owned()),
                 }
-            } else if let Some(sym) = SYMBOLS.iter().find(|s| self.src[self.pos..].starts_with(**s))
+            } else if let Some(sym) = SYMBOLS
+                .iter()
+                .find(|s| self.src[self.pos..].starts_with(**s))
             {
                 self.pos += sym.len();
                 Tok::Sym(sym)
@@ -143,8 +145,7 @@ impl<'s> Lexer<'s> {
             .find(|c: char| !c.is_ascii_digit())
             .unwrap_or(rest.len());
         // A fraction only when a digit follows the dot (`1.toString()` is a call on 1).
-        if rest[len..].starts_with('.')
-            && rest[len + 1..].starts_with(|c: char| c.is_ascii_digit())
+        if rest[len..].starts_with('.') && rest[len + 1..].starts_with(|c: char| c.is_ascii_digit())
         {
             len += 1;
             len += rest[len..]
@@ -486,9 +487,7 @@ impl Parser<'_> {
 
     fn number(&mut self, text: &str, pos: usize) -> Result<Ast, ParseError> {
         let value = if text.contains('.') {
-            Lit::Dec(
-                Decimal::parse(text).ok_or_else(|| self.err_at(pos, "number out of range"))?,
-            )
+            Lit::Dec(Decimal::parse(text).ok_or_else(|| self.err_at(pos, "number out of range"))?)
         } else {
             match text.parse::<i64>() {
                 Ok(i) => Lit::Int(i),
@@ -559,8 +558,14 @@ fn type_of_arg(arg: &Ast) -> Option<TypeSpec> {
             namespace: None,
             name: name.clone(),
         }),
-        Ast::Member { base: Some(b), name } => match &**b {
-            Ast::Member { base: None, name: ns } => Some(TypeSpec {
+        Ast::Member {
+            base: Some(b),
+            name,
+        } => match &**b {
+            Ast::Member {
+                base: None,
+                name: ns,
+            } => Some(TypeSpec {
                 namespace: Some(ns.clone()),
                 name: name.clone(),
             }),

@@ -237,14 +237,7 @@ impl Temporal {
         }
         let secs = i64::from(t.second) * 1_000_000_000 + i64::from(t.nanos);
         match t.kind {
-            TemporalKind::Time => [
-                i64::from(t.hour),
-                i64::from(t.minute),
-                secs,
-                0,
-                0,
-                0,
-            ],
+            TemporalKind::Time => [i64::from(t.hour), i64::from(t.minute), secs, 0, 0, 0],
             _ => [
                 i64::from(t.year),
                 i64::from(t.month),

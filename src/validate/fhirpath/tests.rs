@@ -74,7 +74,10 @@ mod parsing {
         let err = Expr::parse("name.given ! 'x'").unwrap_err();
         assert_eq!(err.position, 11);
         assert!(Expr::parse("count(1)").is_err(), "arity is checked");
-        assert!(Expr::parse("matches('[')").is_err(), "constant regex is checked");
+        assert!(
+            Expr::parse("matches('[')").is_err(),
+            "constant regex is checked"
+        );
         assert!(Expr::parse("@2024-13-01").is_err());
         assert!(Expr::parse("'unterminated").is_err());
         assert!(Expr::parse("").is_err());
@@ -152,12 +155,28 @@ mod paths {
         let obs = json!({"resourceType": "Observation", "status": "final",
             "valueQuantity": {"value": 185, "unit": "lbs", "code": "[lb_av]"},
             "effectiveDateTime": "2024-03-01T10:00:00Z"});
-        assert_eq!(eval_on("Observation.value.value", &obs).unwrap(), vec!["185"]);
-        assert_eq!(eval_on("value.ofType(Quantity).unit", &obs).unwrap(), vec!["lbs"]);
-        assert!(eval_on("value.ofType(CodeableConcept)", &obs).unwrap().is_empty());
+        assert_eq!(
+            eval_on("Observation.value.value", &obs).unwrap(),
+            vec!["185"]
+        );
+        assert_eq!(
+            eval_on("value.ofType(Quantity).unit", &obs).unwrap(),
+            vec!["lbs"]
+        );
+        assert!(
+            eval_on("value.ofType(CodeableConcept)", &obs)
+                .unwrap()
+                .is_empty()
+        );
         assert_eq!(eval_on("value is Quantity", &obs).unwrap(), vec!["true"]);
-        assert_eq!(eval_on("(value as Quantity).code", &obs).unwrap(), vec!["[lb_av]"]);
-        assert_eq!(eval_on("effective is dateTime", &obs).unwrap(), vec!["true"]);
+        assert_eq!(
+            eval_on("(value as Quantity).code", &obs).unwrap(),
+            vec!["[lb_av]"]
+        );
+        assert_eq!(
+            eval_on("effective is dateTime", &obs).unwrap(),
+            vec!["true"]
+        );
         assert_eq!(
             eval_on("effective > @2024-01-01", &obs).unwrap(),
             vec!["true"]
@@ -173,7 +192,9 @@ mod paths {
             vec!["1974-12-25T14:35:45-05:00"]
         );
         assert_eq!(
-            ev("birthDate.extension('http://hl7.org/fhir/StructureDefinition/patient-birthTime').exists()"),
+            ev(
+                "birthDate.extension('http://hl7.org/fhir/StructureDefinition/patient-birthTime').exists()"
+            ),
             vec!["true"]
         );
         assert_eq!(ev("contact.name.family.extension.value"), vec!["VV"]);
@@ -216,7 +237,10 @@ mod paths {
     fn children_and_descendants() {
         // id, active, name x3, telecom x2, gender, birthDate, deceased, contact
         assert_eq!(ev("children().count()"), vec!["11"]);
-        assert_eq!(ev("descendants().where($this is string and $this = 'Jim').count()"), vec!["1"]);
+        assert_eq!(
+            ev("descendants().where($this is string and $this = 'Jim').count()"),
+            vec!["1"]
+        );
         assert_eq!(ev("descendants().ofType(HumanName).count()"), vec!["0"]);
         assert_eq!(ev("name.children().count()"), vec!["11"]);
     }
@@ -269,7 +293,7 @@ mod equality {
     #[test]
     fn equivalence_per_spec() {
         t("'Abc  def' ~ 'abc def'");
-        t("1.2 ~ 1.21") ; // compared at the lesser precision (1 digit): 1.2 ~ 1.2
+        t("1.2 ~ 1.21"); // compared at the lesser precision (1 digit): 1.2 ~ 1.2
         t("{} ~ {}");
         f("{} ~ 1");
         f("@2012 ~ @2012-01");
@@ -292,7 +316,10 @@ mod equality {
         t("birthDate < @2000-01-01");
         let p = patient();
         let e = Expr::parse("1 < 'a'").unwrap();
-        assert!(matches!(e.evaluate(&EvalContext::new(), &p), Err(EvalError::Type { .. })));
+        assert!(matches!(
+            e.evaluate(&EvalContext::new(), &p),
+            Err(EvalError::Type { .. })
+        ));
     }
 }
 
@@ -494,7 +521,10 @@ mod functions {
         assert_eq!(ev("3 'mg' + 2 'mg'"), vec!["5 'mg'"]);
         assert_eq!(ev("@2024-01-31 + 1 month"), vec!["2024-02-29"]);
         assert_eq!(ev("@2024-03-01 - 1 day"), vec!["2024-02-29"]);
-        assert_eq!(ev("@2024-03-01T23:30:00Z + 1 hour"), vec!["2024-03-02T00:30:00Z"]);
+        assert_eq!(
+            ev("@2024-03-01T23:30:00Z + 1 hour"),
+            vec!["2024-03-02T00:30:00Z"]
+        );
     }
 
     #[test]
@@ -503,9 +533,15 @@ mod functions {
         let now = Temporal::parse_date_time("2026-11-23T10:00:00Z", false).unwrap();
         let ctx = EvalContext::new().with_now(now);
         let e = Expr::parse("today()").unwrap();
-        assert_eq!(e.evaluate(&ctx, &p).unwrap().to_strings(), vec!["2026-11-23"]);
+        assert_eq!(
+            e.evaluate(&ctx, &p).unwrap().to_strings(),
+            vec!["2026-11-23"]
+        );
         let e = Expr::parse("now() > @2026-01-01T00:00:00Z and birthDate < today()").unwrap();
-        assert_eq!(e.evaluate(&ctx, &p).unwrap().as_boolean().unwrap(), Some(true));
+        assert_eq!(
+            e.evaluate(&ctx, &p).unwrap().as_boolean().unwrap(),
+            Some(true)
+        );
     }
 
     #[test]
@@ -554,7 +590,10 @@ mod callbacks {
                 .unwrap()
         };
         assert_eq!(run("gender.memberOf('http://example.org/vs')"), Some(true));
-        assert_eq!(run("'female'.memberOf('http://example.org/vs')"), Some(false));
+        assert_eq!(
+            run("'female'.memberOf('http://example.org/vs')"),
+            Some(false)
+        );
         assert_eq!(run("gender.memberOf('http://unknown')"), None);
         // No terminology: unknown, never an error.
         let bare = EvalContext::new();
@@ -572,12 +611,12 @@ mod callbacks {
     #[test]
     fn resolve_contained_bundle_and_callback() {
         let ct = json!({"resourceType": "CareTeam",
-            "contained": [{"resourceType": "Practitioner", "id": "p1"}],
-            "participant": [
-                {"member": {"reference": "#p1"}},
-                {"member": {"reference": "Practitioner/x"}},
-                {"member": {"reference": "Patient/nowhere"}}
-            ]});
+        "contained": [{"resourceType": "Practitioner", "id": "p1"}],
+        "participant": [
+            {"member": {"reference": "#p1"}},
+            {"member": {"reference": "Practitioner/x"}},
+            {"member": {"reference": "Patient/nowhere"}}
+        ]});
         let other = Elsewhere(json!({"resourceType": "Practitioner", "id": "x"}));
         let ctx = EvalContext::new().with_resource(&ct).with_resolver(&other);
         let e = Expr::parse("participant.member.resolve().ofType(Practitioner).id").unwrap();
@@ -588,8 +627,11 @@ mod callbacks {
             {"fullUrl": "http://x/fhir/Observation/o", "resource": {"resourceType": "Observation", "id": "o",
                 "subject": {"reference": "urn:uuid:1"}, "hasMember": [{"reference": "Observation/o"}]}}]});
         let obs = &bundle["entry"][1]["resource"];
-        let ctx = EvalContext::new().with_resource(obs).with_root_resource(&bundle);
-        let e = Expr::parse("subject.resolve() is Patient and hasMember.resolve().id = 'o'").unwrap();
+        let ctx = EvalContext::new()
+            .with_resource(obs)
+            .with_root_resource(&bundle);
+        let e =
+            Expr::parse("subject.resolve() is Patient and hasMember.resolve().id = 'o'").unwrap();
         assert_eq!(
             e.evaluate(&ctx, obs).unwrap().as_boolean().unwrap(),
             Some(true)
@@ -607,8 +649,12 @@ mod callbacks {
     fn conforms_to_asks_the_callback() {
         let p = patient();
         let ctx = EvalContext::new().with_conformance(&AlwaysConforms);
-        let e = Expr::parse("conformsTo('http://x/ok') and conformsTo('http://x/no').not()").unwrap();
-        assert_eq!(e.evaluate(&ctx, &p).unwrap().as_boolean().unwrap(), Some(true));
+        let e =
+            Expr::parse("conformsTo('http://x/ok') and conformsTo('http://x/no').not()").unwrap();
+        assert_eq!(
+            e.evaluate(&ctx, &p).unwrap().as_boolean().unwrap(),
+            Some(true)
+        );
     }
 }
 
