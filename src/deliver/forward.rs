@@ -704,7 +704,7 @@ mod tests {
             "MeasureReport/mr-1/_history/2"
         );
         assert_eq!(
-            prov["entity"][1]["what"]["identifier"]["value"],
+            prov["entity"][0]["extension"][0]["valueString"],
             sha256_hex(&submission)
         );
     }
