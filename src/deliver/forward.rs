@@ -204,7 +204,7 @@ pub fn build(input: &ForwardInput<'_>, signer: &SigningKey) -> Result<Forwarded,
         "eventCoding": {
             "system": format!("{CANONICAL_BASE}/CodeSystem/pqom-message-event"),
             "code": FORWARD_EVENT,
-            "display": "Validated PQOM submission forwarded to a subscriber",
+            "display": "PQOM forward",
         },
         "destination": [destination],
         "source": {
@@ -682,6 +682,7 @@ mod tests {
         assert_eq!(v["type"], "message");
         let header = &v["entry"][0]["resource"];
         assert_eq!(header["eventCoding"]["code"], "pqom-forward");
+        assert_eq!(header["eventCoding"]["display"], "PQOM forward");
         assert_eq!(
             header["eventCoding"]["system"],
             "https://fhir.pqom-gateway.org/CodeSystem/pqom-message-event"
