@@ -23,6 +23,7 @@ pub mod deliver;
 pub mod fhir;
 pub mod ingest;
 pub mod map;
+pub mod pipeline;
 pub mod samples;
 pub mod server;
 pub mod store;

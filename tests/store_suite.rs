@@ -31,7 +31,20 @@ const CQIM: &str = "https://fhir.pqom-gateway.org/Measure/msds-cqim";
 /// A store and what must outlive it (the temporary directory, or the database to drop).
 struct Backend {
     store: Arc<dyn Store>,
+    /// What `store::open` was given, to open a second instance on the same database.
+    database_url: Option<String>,
+    data_dir: std::path::PathBuf,
     _guard: Guard,
+}
+
+impl Backend {
+    /// Another gateway instance sharing this database (for SQLite, another connection pool
+    /// on the same file, as a second process would have).
+    async fn another_instance(&self) -> Arc<dyn Store> {
+        store::open(self.database_url.as_deref(), &self.data_dir)
+            .await
+            .expect("open a second instance")
+    }
 }
 
 enum Guard {
@@ -42,11 +55,14 @@ enum Guard {
 async fn sqlite_backend() -> Backend {
     let dir = tempfile::tempdir().expect("temporary directory");
     // A directory that does not exist yet: the store creates it.
-    let store = store::open(None, &dir.path().join("data"))
+    let data_dir = dir.path().join("data");
+    let store = store::open(None, &data_dir)
         .await
         .expect("open SQLite store");
     Backend {
         store,
+        database_url: None,
+        data_dir,
         _guard: Guard::Sqlite { _dir: dir },
     }
 }
@@ -129,14 +145,14 @@ async fn postgres_backend() -> Option<Backend> {
         admin_url: admin_url.clone(),
         name: name.clone(),
     };
-    let store = store::open(
-        Some(&with_database(&admin_url, &name)),
-        std::path::Path::new("."),
-    )
-    .await
-    .expect("open PostgreSQL store");
+    let database_url = with_database(&admin_url, &name);
+    let store = store::open(Some(&database_url), std::path::Path::new("."))
+        .await
+        .expect("open PostgreSQL store");
     Some(Backend {
         store,
+        database_url: Some(database_url),
+        data_dir: ".".into(),
         _guard: Guard::Postgres { _database: guard },
     })
 }
@@ -149,7 +165,7 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let backend = super::sqlite_backend().await;
-                    super::$name(backend.store.clone()).await;
+                    super::$name(&backend).await;
                 }
             )*
         }
@@ -158,7 +174,7 @@ macro_rules! suite {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
                 async fn $name() {
                     let Some(backend) = super::postgres_backend().await else { return };
-                    super::$name(backend.store.clone()).await;
+                    super::$name(&backend).await;
                 }
             )*
         }
@@ -332,7 +348,8 @@ fn instant_us(at: OffsetDateTime) -> String {
 // ---------------------------------------------------------------------------------------------
 // Tests
 
-async fn commit_stamps_id_version_and_last_updated(store: Arc<dyn Store>) {
+async fn commit_stamps_id_version_and_last_updated(backend: &Backend) {
+    let store = backend.store.clone();
     let sub = submission(Some("m-1"), "RX1", vec![Report::default().write()]);
     let sub_id = sub.id;
     let written = commit(&store, sub).await;
@@ -397,7 +414,8 @@ async fn commit_stamps_id_version_and_last_updated(store: Arc<dyn Store>) {
     store.ping().await.expect("ping");
 }
 
-async fn resubmission_becomes_next_version_with_history(store: Arc<dyn Store>) {
+async fn resubmission_becomes_next_version_with_history(backend: &Backend) {
+    let store = backend.store.clone();
     let first = commit_one(
         &store,
         Report {
@@ -477,7 +495,8 @@ async fn resubmission_becomes_next_version_with_history(store: Arc<dyn Store>) {
     );
 }
 
-async fn writes_without_matching_identifier_are_new_resources(store: Arc<dyn Store>) {
+async fn writes_without_matching_identifier_are_new_resources(backend: &Backend) {
+    let store = backend.store.clone();
     let a = commit_one(&store, Report::default().write()).await;
     let b = commit_one(
         &store,
@@ -510,7 +529,8 @@ async fn writes_without_matching_identifier_are_new_resources(store: Arc<dyn Sto
     assert!([&a, &b, &c, &d, &e, &f].iter().all(|r| r.version_id == 1));
 }
 
-async fn duplicate_message_id_returns_original_and_writes_nothing(store: Arc<dyn Store>) {
+async fn duplicate_message_id_returns_original_and_writes_nothing(backend: &Backend) {
+    let store = backend.store.clone();
     let original = submission(Some("m-dup"), "RX1", vec![Report::default().write()]);
     let original_id = original.id;
     let written = commit(&store, original).await;
@@ -562,12 +582,15 @@ async fn duplicate_message_id_returns_original_and_writes_nothing(store: Arc<dyn
     );
 }
 
-async fn concurrent_duplicate_message_id_commits_once(store: Arc<dyn Store>) {
+async fn concurrent_duplicate_message_id_commits_once(backend: &Backend) {
+    let store = backend.store.clone();
+    // Two instances sharing the database race, as well as tasks within each.
+    let instances = [store.clone(), backend.another_instance().await];
     const RACERS: usize = 8;
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
     let tasks: Vec<_> = (0..RACERS)
         .map(|i| {
-            let store = store.clone();
+            let store = instances[i % 2].clone();
             let barrier = barrier.clone();
             tokio::spawn(async move {
                 let identifier = format!("race-{i}");
@@ -609,12 +632,15 @@ async fn concurrent_duplicate_message_id_commits_once(store: Arc<dyn Store>) {
     assert_eq!(page.resources[0].submission_id, winners[0]);
 }
 
-async fn concurrent_resubmission_does_not_fork_versions(store: Arc<dyn Store>) {
+async fn concurrent_resubmission_does_not_fork_versions(backend: &Backend) {
+    let store = backend.store.clone();
+    // Two instances sharing the database race, as well as tasks within each.
+    let instances = [store.clone(), backend.another_instance().await];
     const RACERS: usize = 8;
     let barrier = Arc::new(tokio::sync::Barrier::new(RACERS));
     let tasks: Vec<_> = (0..RACERS)
         .map(|i| {
-            let store = store.clone();
+            let store = instances[i % 2].clone();
             let barrier = barrier.clone();
             tokio::spawn(async move {
                 let sub = submission(
@@ -653,7 +679,8 @@ async fn concurrent_resubmission_does_not_fork_versions(store: Arc<dyn Store>) {
     assert_eq!(current.version_id, RACERS as i64);
 }
 
-async fn rejected_submission_is_kept_with_outcome_and_no_resources(store: Arc<dyn Store>) {
+async fn rejected_submission_is_kept_with_outcome_and_no_resources(backend: &Backend) {
+    let store = backend.store.clone();
     let mut rejected = submission(Some("m-bad"), "RX9", vec![]);
     rejected.status = SubmissionStatus::Rejected;
     rejected.outcome = json!({
@@ -688,7 +715,8 @@ async fn rejected_submission_is_kept_with_outcome_and_no_resources(store: Arc<dy
     }
 }
 
-async fn received_bytes_are_returned_exactly(store: Arc<dyn Store>) {
+async fn received_bytes_are_returned_exactly(backend: &Backend) {
+    let store = backend.store.clone();
     let mut sub = submission(Some("m-bytes"), "RX1", vec![]);
     // A byte-order mark, odd whitespace, escapes and a non-UTF-8 byte: none of it normalised.
     let body =
@@ -715,7 +743,8 @@ async fn received_bytes_are_returned_exactly(store: Arc<dyn Store>) {
     );
 }
 
-async fn submissions_by_sender_newest_first(store: Arc<dyn Store>) {
+async fn submissions_by_sender_newest_first(backend: &Backend) {
+    let store = backend.store.clone();
     let base = OffsetDateTime::now_utc();
     for (i, sender) in ["RX1", "RX2", "RX1", "RX1"].iter().enumerate() {
         let mut sub = submission(Some(&format!("m-{i}")), sender, vec![]);
@@ -753,7 +782,8 @@ async fn submissions_by_sender_newest_first(store: Arc<dyn Store>) {
     );
 }
 
-async fn search_by_reporter(store: Arc<dyn Store>) {
+async fn search_by_reporter(backend: &Backend) {
+    let store = backend.store.clone();
     commit_one(
         &store,
         Report {
@@ -824,7 +854,8 @@ async fn search_by_reporter(store: Arc<dyn Store>) {
     );
 }
 
-async fn search_by_period_prefixes(store: Arc<dyn Store>) {
+async fn search_by_period_prefixes(backend: &Backend) {
+    let store = backend.store.clone();
     let april = json!({"start": "2025-04-01", "end": "2025-04-30"});
     let may = json!({"start": "2025-05-01T00:00:00Z", "end": "2025-05-31T23:59:59Z"});
     let open = json!({"start": "2025-06-01"});
@@ -902,7 +933,8 @@ async fn search_by_period_prefixes(store: Arc<dyn Store>) {
     }
 }
 
-async fn search_by_measure_status_and_identifier(store: Arc<dyn Store>) {
+async fn search_by_measure_status_and_identifier(backend: &Backend) {
+    let store = backend.store.clone();
     let annex1_v1 = format!("{ANNEX1}|1.0.0");
     let cqim_v2 = format!("{CQIM}|2");
     commit_one(
@@ -1017,7 +1049,8 @@ async fn search_by_measure_status_and_identifier(store: Arc<dyn Store>) {
     );
 }
 
-async fn search_by_last_updated_prefixes(store: Arc<dyn Store>) {
+async fn search_by_last_updated_prefixes(backend: &Backend) {
+    let store = backend.store.clone();
     let a = commit_one(
         &store,
         Report {
@@ -1064,7 +1097,8 @@ async fn search_by_last_updated_prefixes(store: Arc<dyn Store>) {
     }
 }
 
-async fn search_measures_by_url_version_and_name(store: Arc<dyn Store>) {
+async fn search_measures_by_url_version_and_name(backend: &Backend) {
+    let store = backend.store.clone();
     let still = "https://fhir.pqom-gateway.org/Measure/stillbirth-rate";
     let neo = "https://fhir.pqom-gateway.org/Measure/neonatal-death-rate";
     commit(
@@ -1119,7 +1153,8 @@ async fn search_measures_by_url_version_and_name(store: Arc<dyn Store>) {
     assert_eq!(search_ids(&store, "MeasureReport", &[]).await, set(&[]));
 }
 
-async fn paging_follows_the_cursor_across_pages(store: Arc<dyn Store>) {
+async fn paging_follows_the_cursor_across_pages(backend: &Backend) {
+    let store = backend.store.clone();
     // 25 reports in 5 submissions: resources of one submission share their lastUpdated, so the
     // id tie-break matters.
     for s in 0..5 {
@@ -1204,7 +1239,8 @@ async fn paging_follows_the_cursor_across_pages(store: Arc<dyn Store>) {
     );
 }
 
-async fn default_and_maximum_page_size(store: Arc<dyn Store>) {
+async fn default_and_maximum_page_size(backend: &Backend) {
+    let store = backend.store.clone();
     let writes: Vec<ResourceWrite> = (0..25)
         .map(|i| {
             let identifier = format!("d-{i}");
@@ -1244,7 +1280,8 @@ async fn default_and_maximum_page_size(store: Arc<dyn Store>) {
     );
 }
 
-async fn search_matches_current_versions_only(store: Arc<dyn Store>) {
+async fn search_matches_current_versions_only(backend: &Backend) {
+    let store = backend.store.clone();
     commit_one(
         &store,
         Report {
@@ -1277,7 +1314,8 @@ async fn search_matches_current_versions_only(store: Arc<dyn Store>) {
     assert_eq!(page.resources, vec![v2]);
 }
 
-async fn a_write_that_is_not_a_resource_is_refused_and_nothing_is_written(store: Arc<dyn Store>) {
+async fn a_write_that_is_not_a_resource_is_refused_and_nothing_is_written(backend: &Backend) {
+    let store = backend.store.clone();
     let bad = ResourceWrite {
         resource_type: "MeasureReport".into(),
         resource: json!([1, 2]),
@@ -1328,6 +1366,69 @@ async fn unreachable_postgres_is_unavailable_not_a_panic() {
         matches!(&result, Err(StoreError::Unavailable(sqlx::Error::Io(_)))),
         "{:?}",
         result.err()
+    );
+}
+
+/// `url` with its host and port replaced by `host_port`.
+fn with_host_port(url: &str, host_port: &str) -> String {
+    let (scheme, rest) = url.split_once("://").expect("URL with scheme");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((user, _)) => format!("{scheme}://{user}@{host_port}{path}"),
+        None => format!("{scheme}://{host_port}{path}"),
+    }
+}
+
+/// The database going away under a running gateway: calls fail with `Unavailable` (503 at the
+/// API), never a panic or a generic database error. A TCP proxy in front of PostgreSQL stands in
+/// for the network, and is cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_going_away_is_unavailable() {
+    let Some(backend) = postgres_backend().await else {
+        return;
+    };
+    let database_url = backend.database_url.clone().expect("PostgreSQL URL");
+    let options: sqlx::postgres::PgConnectOptions = database_url.parse().expect("URL");
+    let upstream = format!("{}:{}", options.get_host(), options.get_port());
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let proxy_addr = listener.local_addr().expect("addr");
+    let proxy = tokio::spawn(async move {
+        let mut connections = tokio::task::JoinSet::new();
+        while let Ok((mut inbound, _)) = listener.accept().await {
+            let upstream = upstream.clone();
+            connections.spawn(async move {
+                if let Ok(mut outbound) = tokio::net::TcpStream::connect(&upstream).await {
+                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                }
+            });
+        }
+    });
+
+    let proxied = with_host_port(&database_url, &proxy_addr.to_string());
+    let store = store::open(Some(&proxied), std::path::Path::new("."))
+        .await
+        .expect("open through the proxy");
+    store.ping().await.expect("reachable through the proxy");
+
+    // Cut the network: the listener and every proxied connection go away.
+    proxy.abort();
+    let _ = proxy.await;
+
+    let ping = store.ping().await;
+    assert!(matches!(ping, Err(StoreError::Unavailable(_))), "{ping:?}");
+    let commit = store
+        .commit_submission(submission(None, "RX1", vec![Report::default().write()]))
+        .await;
+    assert!(
+        matches!(commit, Err(StoreError::Unavailable(_))),
+        "{:?}",
+        commit.err()
     );
 }
 

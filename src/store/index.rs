@@ -393,4 +393,28 @@ mod tests {
         );
         assert_eq!(index.period, None);
     }
+
+    proptest::proptest! {
+        #[test]
+        fn date_parsing_never_panics(text in "\\PC{0,40}") {
+            if let Some(range) = DateRange::parse(&text) {
+                proptest::prop_assert!(range.start < range.end);
+            }
+        }
+
+        #[test]
+        fn valid_dates_denote_nonempty_ranges_in_order(
+            y in 1i32..9998, m in 1u8..=12, d in 1u8..=28, h in 0u8..24, mi in 0u8..60, s in 0u8..60
+        ) {
+            let day = DateRange::parse(&format!("{y:04}-{m:02}-{d:02}")).unwrap();
+            let month = DateRange::parse(&format!("{y:04}-{m:02}")).unwrap();
+            let year = DateRange::parse(&format!("{y:04}")).unwrap();
+            let second = DateRange::parse(&format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")).unwrap();
+            // Each finer value lies inside the coarser ones.
+            for (inner, outer) in [(second, day), (day, month), (month, year)] {
+                proptest::prop_assert!(outer.start <= inner.start && inner.end <= outer.end);
+            }
+            proptest::prop_assert_eq!(second.end - second.start, 1_000_000);
+        }
+    }
 }

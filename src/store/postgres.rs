@@ -33,7 +33,9 @@ use super::{
 };
 
 const MAX_CONNECTIONS: u32 = 16;
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a request waits for a connection before the store reports itself unavailable (the
+/// API answers 503 well inside its request timeout).
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Attempts at a commit that failed with a deadlock or serialization failure.
 const COMMIT_ATTEMPTS: usize = 3;
 

@@ -178,8 +178,21 @@ pub struct SearchPage {
 }
 
 impl SearchQuery {
+    /// The query parameters of the `next` link: the client's own parameters with `_cursor`
+    /// replaced, so that following `next` repeats the same search from the new position.
+    pub fn next_params(params: &[(String, String)], next: &str) -> Vec<(String, String)> {
+        params
+            .iter()
+            .filter(|(key, _)| key != "_cursor")
+            .cloned()
+            .chain(std::iter::once(("_cursor".to_owned(), next.to_owned())))
+            .collect()
+    }
+
     /// Parse HTTP query parameters for a search on `resource_type`. Unknown parameters,
-    /// parameters that do not apply to the type, and malformed values are reported together.
+    /// parameters that do not apply to the type, and malformed values are reported together
+    /// (`not-supported` or `value` issues naming the parameter in their diagnostics; a search
+    /// parameter is not a FHIRPath, so no expression).
     /// `_format` and `_pretty` are presentation parameters for the API and are ignored here.
     pub fn parse(
         resource_type: &str,
@@ -200,32 +213,26 @@ impl SearchQuery {
                 _ => false,
             };
             if !applies {
-                issues.push(
-                    Issue::error(
-                        IssueType::NotSupported,
-                        format!("search parameter '{name}' is not supported for {resource_type}"),
-                    )
-                    .at(key.clone()),
-                );
+                issues.push(Issue::error(
+                    IssueType::NotSupported,
+                    format!("search parameter '{name}' is not supported for {resource_type}"),
+                ));
                 continue;
             }
             let modifier_ok = matches!((name, modifier), (_, None) | ("name", Some("exact")));
             if !modifier_ok {
-                issues.push(
-                    Issue::error(
-                        IssueType::NotSupported,
-                        format!("modifier '{key}' is not supported"),
-                    )
-                    .at(key.clone()),
-                );
+                issues.push(Issue::error(
+                    IssueType::NotSupported,
+                    format!("modifier '{key}' is not supported"),
+                ));
                 continue;
             }
             match parse_one(name, modifier, raw, &mut query) {
                 Ok(()) => {}
-                Err(diagnostics) => issues.push(
-                    Issue::error(IssueType::Value, format!("{key}={raw}: {diagnostics}"))
-                        .at(key.clone()),
-                ),
+                Err(diagnostics) => issues.push(Issue::error(
+                    IssueType::Value,
+                    format!("{key}={raw}: {diagnostics}"),
+                )),
             }
         }
         if issues.is_empty() {
@@ -651,6 +658,18 @@ mod tests {
     }
 
     #[test]
+    fn next_params_replace_the_cursor_only() {
+        let next = SearchQuery::next_params(
+            &params(&[("reporter", "RX1"), ("_cursor", "old"), ("_count", "5")]),
+            "new",
+        );
+        assert_eq!(
+            next,
+            params(&[("reporter", "RX1"), ("_count", "5"), ("_cursor", "new")])
+        );
+    }
+
+    #[test]
     fn reports_every_bad_parameter() {
         let issues = SearchQuery::parse(
             "Measure",
@@ -677,5 +696,29 @@ mod tests {
                 code: "a|b".into()
             }]
         );
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parsing_never_panics(
+            pairs in proptest::collection::vec(
+                (
+                    proptest::sample::select(vec![
+                        "reporter", "period", "measure", "status", "identifier", "_lastUpdated",
+                        "url", "version", "name", "name:exact", "_count", "_sort", "_cursor", "x",
+                    ]),
+                    "\\PC{0,30}",
+                ),
+                0..6,
+            )
+        ) {
+            let params: Vec<(String, String)> =
+                pairs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect();
+            for resource_type in ["MeasureReport", "Measure"] {
+                if let Ok(query) = SearchQuery::parse(resource_type, &params) {
+                    proptest::prop_assert!((1..=MAX_COUNT).contains(&query.count));
+                }
+            }
+        }
     }
 }
