@@ -14,12 +14,17 @@
 //! - [`deliver`]: routing, provenance and signatures, subscriptions, the outbox worker.
 //! - [`fhir`]: shared FHIR helpers (issues and OperationOutcome, the typed fhir-sdk view).
 //! - [`cli`]: the `pqom-gateway` subcommands.
+//! - [`samples`]: the deterministic reference report and submission message (tests, benches, demo).
 
 pub mod api;
 pub mod cli;
+pub mod config;
 pub mod deliver;
 pub mod fhir;
 pub mod ingest;
 pub mod map;
+pub mod pipeline;
+pub mod samples;
+pub mod server;
 pub mod store;
 pub mod validate;

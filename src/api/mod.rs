@@ -1,2 +1,97 @@
 //! HTTP interface (axum). Owns routing, content negotiation and the single mapping from
-//! every stage's error to an OperationOutcome and an HTTP status. Holds no business logic.
+//! every stage's error to an OperationOutcome and an HTTP status. Holds no business logic:
+//! submissions go to [`crate::pipeline::Pipeline`], reads and searches to the store.
+//!
+//! The routes are built from one table ([`routes`]), from which `GET /fhir/metadata` is derived.
+//! The body limit is enforced here (413 with an OperationOutcome), not by a tower layer, so the
+//! submitter always gets FHIR back. Listening, TLS, request ids, timeouts and tracing layers are
+//! the server bootstrap's job.
+
+pub mod error;
+mod handlers;
+pub mod metrics;
+pub mod negotiate;
+pub mod routes;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{MethodRouter, get, post};
+use metrics_exporter_prometheus::PrometheusHandle;
+
+use crate::pipeline::Pipeline;
+use routes::{Interaction, OPERATIONS, RESOURCES};
+
+/// What the handlers share.
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Pipeline,
+    /// Profiles the validator loaded: (resource type, canonical URL). Advertised in the
+    /// CapabilityStatement.
+    pub profiles: Arc<Vec<(String, String)>>,
+    /// Public base URL of the FHIR endpoint (e.g. `https://gateway.example/fhir`), used in
+    /// Location headers and Bundle links. `None`: derived from the request's Host header.
+    pub base_url: Option<String>,
+    pub metrics: PrometheusHandle,
+}
+
+impl AppState {
+    pub fn new(pipeline: Pipeline) -> Self {
+        AppState {
+            pipeline,
+            profiles: Arc::new(Vec::new()),
+            base_url: None,
+            metrics: metrics::handle(),
+        }
+    }
+
+    pub fn with_profiles(mut self, profiles: Vec<(String, String)>) -> Self {
+        self.profiles = Arc::new(profiles);
+        self
+    }
+
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into().trim_end_matches('/').to_owned());
+        self
+    }
+}
+
+/// The gateway's HTTP API.
+pub fn router(state: AppState) -> Router {
+    let mut router: Router<AppState> = Router::new()
+        .route("/fhir/metadata", get(handlers::metadata))
+        .route("/healthz", get(handlers::healthz))
+        .route("/readyz", get(handlers::readyz))
+        .route("/metrics", get(handlers::prometheus));
+    for op in OPERATIONS {
+        // Clients may percent-encode the `$`.
+        let encoded = op.path.replace('$', "%24");
+        router = router
+            .route(op.path, post(handlers::process_message))
+            .route(&encoded, post(handlers::process_message));
+    }
+    for def in RESOURCES {
+        let ty: &'static str = def.resource_type;
+        for &interaction in def.interactions {
+            let method: MethodRouter<AppState> = match interaction {
+                Interaction::Read => get(move |s, p, f| handlers::read(s, ty, p, f)),
+                Interaction::Vread => get(move |s, p, f| handlers::vread(s, ty, p, f)),
+                Interaction::HistoryInstance => {
+                    get(move |s, p, f, h| handlers::history(s, ty, p, f, h))
+                }
+                Interaction::SearchType => get(move |s, f, h, q| handlers::search(s, ty, f, h, q)),
+                Interaction::Create => post(move |s, f, h, b| handlers::create(s, ty, f, h, b)),
+            };
+            router = router.route(&interaction.path(ty), method);
+        }
+    }
+    let limit = state.pipeline.limits().max_body_bytes;
+    router
+        .fallback(handlers::no_route)
+        .method_not_allowed_fallback(handlers::method_not_allowed)
+        // The JSON body extractor applies the configured limit itself.
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn(metrics::track))
+        .with_state(state)
+}

@@ -1,2 +1,30 @@
 //! Delivery: organisation directory and routing, signed Provenance, subscriptions and the
 //! outbox worker that forwards validated bundles to ICB and regional consumers.
+//!
+//! The pure parts (no I/O after load) are here now:
+//! - [`directory`]: trust -> ICB -> region by ODS code, from `mappings/organisations.toml`.
+//! - [`canonical`]: lossless JSON and the canonical form signatures cover.
+//! - [`keys`]: Ed25519 keys, rotation, the development key, the JWKS.
+//! - [`signing`]: detached EdDSA JWS.
+//! - [`provenance`]: the Provenance resource shape.
+//! - [`forward`]: the forwarded message Bundle: build, sign, verify.
+
+pub mod canonical;
+pub mod directory;
+pub mod forward;
+pub mod keys;
+pub mod provenance;
+pub mod signing;
+
+/// Errors of the delivery stage.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error(transparent)]
+    Directory(#[from] directory::DirectoryError),
+    #[error(transparent)]
+    Route(#[from] directory::RouteError),
+    #[error(transparent)]
+    Keys(#[from] keys::KeyError),
+    #[error(transparent)]
+    Forward(#[from] forward::ForwardError),
+}

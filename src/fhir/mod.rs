@@ -2,6 +2,7 @@
 //! and (in one place) the typed fhir-sdk view used to build responses.
 
 pub mod outcome;
+pub mod typed;
 
 pub use outcome::{Issue, IssueType, Outcome, Severity};
 

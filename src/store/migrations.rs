@@ -1,0 +1,47 @@
+//! Each backend's SQL migrations, embedded in the binary so that it needs no files at run time.
+//!
+//! Numbering is per concern (docs/CONVENTIONS.md): `0001` spine (submissions, resources),
+//! `0002` indicators, `0003` delivery. To add one, put `NNNN_name.sql` in both
+//! `migrations/sqlite` and `migrations/postgres` and add one line to each list below. Applied
+//! migrations are checksummed: never edit one that has shipped, add a new one.
+
+use std::borrow::Cow;
+
+use sqlx::SqlSafeStr;
+use sqlx::migrate::{Migration, MigrationType, Migrator};
+
+/// `(version, description, sql)`.
+type Embedded = (i64, &'static str, &'static str);
+
+const SQLITE: &[Embedded] = &[(1, "spine", include_str!("migrations/sqlite/0001_spine.sql"))];
+
+const POSTGRES: &[Embedded] = &[(
+    1,
+    "spine",
+    include_str!("migrations/postgres/0001_spine.sql"),
+)];
+
+fn migrator(embedded: &[Embedded]) -> Migrator {
+    Migrator::with_migrations(
+        embedded
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    Cow::Borrowed(description),
+                    MigrationType::Simple,
+                    sql.into_sql_str(),
+                    false,
+                )
+            })
+            .collect(),
+    )
+}
+
+pub(crate) fn sqlite() -> Migrator {
+    migrator(SQLITE)
+}
+
+pub(crate) fn postgres() -> Migrator {
+    migrator(POSTGRES)
+}

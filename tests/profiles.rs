@@ -1,0 +1,326 @@
+//! The PQOM profile set in `profiles/` as a FHIR package: every file parses, is named
+//! `{ResourceType}-{id}.json`, lives under the one canonical base, is listed by the
+//! ImplementationGuide and `.index.json`, and every example is in the manifest with the rule it
+//! breaks. (The validation of the examples by the engine is in the `engine` module below.)
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+const BASE: &str = "https://fhir.pqom-gateway.org";
+
+/// Conformance resources in the package that other publishers own (kept with their own canonical).
+const EXTERNAL: &[&str] = &["https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland"];
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles")
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: not JSON: {e}", path.display()))
+}
+
+fn json_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .filter(|p| !file_name(p).starts_with('.'))
+        .collect();
+    files.sort();
+    files
+}
+
+/// The package's resources: every `*.json` in `profiles/` except package.json and the index.
+fn package_resources() -> Vec<(PathBuf, Value)> {
+    json_files(&root())
+        .into_iter()
+        .filter(|p| p.file_name().is_some_and(|n| n != "package.json"))
+        .map(|p| {
+            let v = read_json(&p);
+            (p, v)
+        })
+        .collect()
+}
+
+fn str_of<'a>(v: &'a Value, key: &str) -> &'a str {
+    v.get(key).and_then(Value::as_str).unwrap_or("")
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("")
+        .to_owned()
+}
+
+#[test]
+fn every_resource_file_is_named_by_type_and_id() {
+    let resources = package_resources();
+    assert!(
+        resources.len() > 20,
+        "profiles/ looks empty: {}",
+        resources.len()
+    );
+    for (path, res) in &resources {
+        let expected = format!("{}-{}.json", str_of(res, "resourceType"), str_of(res, "id"));
+        assert_eq!(file_name(path), expected, "{}", path.display());
+    }
+    for path in json_files(&root().join("examples/valid")) {
+        let res = read_json(&path);
+        let expected = format!(
+            "{}-{}.json",
+            str_of(&res, "resourceType"),
+            str_of(&res, "id")
+        );
+        assert_eq!(file_name(&path), expected, "{}", path.display());
+    }
+}
+
+#[test]
+fn every_canonical_is_under_the_project_base() {
+    for (path, res) in package_resources() {
+        let rt = str_of(&res, "resourceType");
+        if rt == "NamingSystem" {
+            // NamingSystems have no url in R4; their uniqueId is what they name.
+            assert!(
+                res["uniqueId"].as_array().is_some_and(|u| !u.is_empty()),
+                "{}",
+                path.display()
+            );
+            continue;
+        }
+        let url = str_of(&res, "url");
+        if EXTERNAL.contains(&url) {
+            continue;
+        }
+        let expected = format!("{BASE}/{rt}/{}", str_of(&res, "id"));
+        assert_eq!(url, expected, "{}: canonical url", path.display());
+    }
+}
+
+#[test]
+fn package_json_is_an_r4_fhir_package() {
+    let pkg = read_json(&root().join("package.json"));
+    assert_eq!(pkg["fhirVersions"], serde_json::json!(["4.0.1"]));
+    assert_eq!(pkg["dependencies"]["hl7.fhir.r4.core"], "4.0.1");
+    assert_eq!(pkg["canonical"], BASE);
+    assert!(str_of(&pkg, "name").starts_with("pqom."), "package name");
+    let ig = read_json(&root().join("ImplementationGuide-pqom.json"));
+    assert_eq!(ig["packageId"], pkg["name"]);
+    assert_eq!(ig["version"], pkg["version"]);
+}
+
+#[test]
+fn implementation_guide_and_index_list_every_resource_and_valid_example() {
+    let ig = read_json(&root().join("ImplementationGuide-pqom.json"));
+    let listed: BTreeSet<String> = ig["definition"]["resource"]
+        .as_array()
+        .expect("definition.resource")
+        .iter()
+        .map(|r| str_of(&r["reference"], "reference").to_owned())
+        .collect();
+    let index = read_json(&root().join(".index.json"));
+    let indexed: BTreeSet<String> = index["files"]
+        .as_array()
+        .expect(".index.json files")
+        .iter()
+        .map(|f| str_of(f, "filename").to_owned())
+        .collect();
+    let hint = "run `python3 scripts/package_index.py` after changing profiles/";
+    for (path, res) in package_resources() {
+        let rt = str_of(&res, "resourceType");
+        if rt == "ImplementationGuide" {
+            continue;
+        }
+        let reference = format!("{rt}/{}", str_of(&res, "id"));
+        assert!(
+            listed.contains(&reference),
+            "IG does not list {reference}: {hint}"
+        );
+        assert!(
+            indexed.contains(&file_name(&path)),
+            ".index.json does not list {}: {hint}",
+            file_name(&path)
+        );
+    }
+    for path in json_files(&root().join("examples/valid")) {
+        let res = read_json(&path);
+        let reference = format!("{}/{}", str_of(&res, "resourceType"), str_of(&res, "id"));
+        assert!(
+            listed.contains(&reference),
+            "IG does not list example {reference}: {hint}"
+        );
+    }
+}
+
+#[test]
+fn profiles_are_r4_constraints_with_keyed_and_explained_invariants() {
+    let mut keys: BTreeMap<String, String> = BTreeMap::new();
+    for (path, res) in package_resources() {
+        if str_of(&res, "resourceType") != "StructureDefinition" {
+            continue;
+        }
+        let name = file_name(&path);
+        assert_eq!(res["fhirVersion"], "4.0.1", "{name}");
+        assert_eq!(res["derivation"], "constraint", "{name}");
+        assert!(
+            str_of(&res, "baseDefinition").starts_with("http://hl7.org/fhir/StructureDefinition/"),
+            "{name}"
+        );
+        let elements = res["differential"]["element"]
+            .as_array()
+            .expect("differential");
+        for el in elements {
+            let id = str_of(el, "id");
+            let path_from_id: Vec<&str> = id
+                .split('.')
+                .map(|p| p.split(':').next().unwrap_or(p))
+                .collect();
+            assert_eq!(
+                str_of(el, "path"),
+                path_from_id.join("."),
+                "{name}: element {id} path"
+            );
+            for c in el["constraint"].as_array().into_iter().flatten() {
+                let key = str_of(c, "key");
+                assert!(
+                    key.starts_with("pqom-"),
+                    "{name}: {id}: constraint key {key} is not pqom-N"
+                );
+                assert!(
+                    !str_of(c, "human").is_empty() && !str_of(c, "expression").is_empty(),
+                    "{name}: {key}"
+                );
+                assert_eq!(
+                    str_of(c, "source"),
+                    str_of(&res, "url"),
+                    "{name}: {key} source"
+                );
+                if let Some(other) = keys.insert(key.to_owned(), format!("{name}#{id}")) {
+                    panic!("constraint key {key} defined twice: {other} and {name}#{id}");
+                }
+            }
+        }
+    }
+    assert!(
+        keys.len() >= 15,
+        "expected the PQOM invariants, found {}",
+        keys.len()
+    );
+}
+
+#[test]
+fn manifest_lists_every_example_with_its_profile_and_broken_rule() {
+    let manifest = read_json(&root().join("examples/manifest.json"));
+    let profiles: BTreeSet<String> = package_resources()
+        .iter()
+        .filter(|(_, r)| str_of(r, "resourceType") == "StructureDefinition")
+        .map(|(_, r)| str_of(r, "url").to_owned())
+        .collect();
+    let mut listed = BTreeSet::new();
+    let (mut valid, mut invalid) = (0, 0);
+    for ex in manifest["examples"].as_array().expect("examples") {
+        let file = str_of(ex, "file");
+        assert!(listed.insert(file.to_owned()), "{file} listed twice");
+        assert!(
+            profiles.contains(str_of(ex, "profile")),
+            "{file}: unknown profile {}",
+            str_of(ex, "profile")
+        );
+        let res = read_json(&root().join("examples").join(file));
+        assert!(res.get("resourceType").is_some(), "{file}");
+        if ex["valid"] == true {
+            valid += 1;
+            assert!(file.starts_with("valid/"), "{file}");
+        } else {
+            invalid += 1;
+            assert!(file.starts_with("invalid/"), "{file}");
+            let expr = str_of(&ex["error"], "expression");
+            let code = str_of(&ex["error"], "code");
+            assert!(
+                expr.starts_with(str_of(&res, "resourceType")),
+                "{file}: expression {expr}"
+            );
+            assert!(
+                [
+                    "structure",
+                    "value",
+                    "code-invalid",
+                    "invariant",
+                    "required",
+                    "invalid"
+                ]
+                .contains(&code),
+                "{file}: issue code {code}"
+            );
+        }
+    }
+    for dir in ["valid", "invalid"] {
+        for path in json_files(&root().join("examples").join(dir)) {
+            let rel = format!("{dir}/{}", file_name(&path));
+            assert!(
+                listed.contains(&rel),
+                "{rel} is not in examples/manifest.json"
+            );
+        }
+    }
+    // Every resource profile (extensions are exercised through them) has valid and invalid examples.
+    for (_, sd) in package_resources() {
+        if str_of(&sd, "resourceType") != "StructureDefinition" || str_of(&sd, "kind") != "resource"
+        {
+            continue;
+        }
+        let url = str_of(&sd, "url");
+        let has = |valid: bool| {
+            manifest["examples"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|e| e["profile"] == url && e["valid"] == valid)
+        };
+        assert!(
+            has(true) && has(false),
+            "{url}: needs valid and invalid examples"
+        );
+    }
+    assert!(
+        valid >= 6 && invalid >= 30,
+        "{valid} valid, {invalid} invalid"
+    );
+}
+
+/// FHIR JSON has no empty arrays, empty objects, nulls or empty strings (json.html); other tools reject them.
+fn assert_no_empty(value: &Value, at: &str) {
+    match value {
+        Value::Null => panic!("{at}: null"),
+        Value::String(s) => assert!(!s.is_empty(), "{at}: empty string"),
+        Value::Array(items) => {
+            assert!(!items.is_empty(), "{at}: empty array");
+            for (i, v) in items.iter().enumerate() {
+                assert_no_empty(v, &format!("{at}[{i}]"));
+            }
+        }
+        Value::Object(map) => {
+            assert!(!map.is_empty(), "{at}: empty object");
+            for (k, v) in map {
+                assert_no_empty(v, &format!("{at}.{k}"));
+            }
+        }
+        Value::Bool(_) | Value::Number(_) => {}
+    }
+}
+
+#[test]
+fn no_file_has_empty_or_null_values() {
+    let mut files: Vec<PathBuf> = package_resources().into_iter().map(|(p, _)| p).collect();
+    for dir in ["valid", "invalid"] {
+        files.extend(json_files(&root().join("examples").join(dir)));
+    }
+    for path in files {
+        assert_no_empty(&read_json(&path), &file_name(&path));
+    }
+}
