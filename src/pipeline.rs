@@ -262,9 +262,9 @@ impl Pipeline {
             resources: Vec::new(),
         };
         let submission_id = submission.id;
-        match self.store.commit_submission(submission).await? {
-            CommitOutcome::DuplicateMessage(previous) => Ok(replay(previous)),
-            CommitOutcome::Committed(_) => {
+        match record_rejection(&*self.store, submission).await {
+            Some(CommitOutcome::DuplicateMessage(previous)) => Ok(replay(previous)),
+            _ => {
                 count("message", "rejected", rejection.reason());
                 Ok(match response {
                     Some(response) => MessageResult::Responded {
@@ -412,7 +412,7 @@ impl Pipeline {
             resources: Vec::new(),
         };
         let submission_id = submission.id;
-        self.store.commit_submission(submission).await?;
+        record_rejection(&*self.store, submission).await;
         count("rest", "rejected", rejection.reason());
         Ok(CreateResult::Rejected {
             rejection,
@@ -435,6 +435,19 @@ impl Pipeline {
             (body, outcome)
         })
         .await?)
+    }
+}
+
+/// Record a rejected submission. The submitter's mistake is answered (4xx) even when it cannot
+/// be recorded: retrying would not help them, fixing the input will. The failure is logged.
+async fn record_rejection(store: &dyn Store, submission: NewSubmission) -> Option<CommitOutcome> {
+    let id = submission.id;
+    match store.commit_submission(submission).await {
+        Ok(outcome) => Some(outcome),
+        Err(error) => {
+            tracing::warn!(submission = %id, error = %error, "a rejected submission could not be recorded");
+            None
+        }
     }
 }
 

@@ -196,13 +196,7 @@ pub async fn search(
     };
     let mut links = vec![("self", link_to(&params))];
     if let Some(cursor) = &page.next {
-        let mut next: Vec<(String, String)> = params
-            .iter()
-            .filter(|(k, _)| k != "_cursor")
-            .cloned()
-            .collect();
-        next.push(("_cursor".to_owned(), cursor.clone()));
-        links.push(("next", link_to(&next)));
+        links.push(("next", link_to(&SearchQuery::next_params(&params, cursor))));
     }
     // The total is only free when everything fits on the first page.
     let total = (query.after.is_none() && page.next.is_none())
@@ -360,8 +354,13 @@ pub async fn metadata(
             });
         }
     }
+    let base = base_url(&state, &headers);
     let caps = Capabilities {
-        base_url: base_url(&state, &headers),
+        messaging_endpoint: Some(format!(
+            "{base}{}",
+            routes::PROCESS_MESSAGE.path.trim_start_matches("/fhir")
+        )),
+        base_url: base,
         resources,
         operations: OPERATIONS.iter().map(|o| (o.name, o.definition)).collect(),
         supported_messages: Vec::new(),
