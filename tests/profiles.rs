@@ -447,6 +447,23 @@ mod engine {
         );
     }
 
+    /// Missing, surplus and unknown elements, fixed values, closed slicing and required bindings.
+    #[test]
+    fn every_structural_invalid_example_fails_at_the_manifest_expression() {
+        let mut failures = Vec::new();
+        for ex in manifest()
+            .iter()
+            .filter(|e| e["valid"] == false && e["error"]["code"] != "invariant")
+        {
+            check_invalid(ex, &mut failures);
+        }
+        assert!(
+            failures.is_empty(),
+            "invalid examples without their error:\n{}",
+            failures.join("\n")
+        );
+    }
+
     /// Each invariant example is checked once the engine evaluates its invariant. An invariant the
     /// engine cannot evaluate is listed in its load warnings; its example is then reported here
     /// (never passed in silence) and checked as soon as the warning goes away.
