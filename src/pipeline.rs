@@ -167,12 +167,11 @@ impl Pipeline {
     pub async fn process_message(&self, body: Vec<u8>) -> Result<MessageResult, PipelineError> {
         let limits = self.limits;
         // Parsing a large body is CPU work; keep it off the async workers.
-        let (body, parsed) =
-            tokio::task::spawn_blocking(move || {
-                let parsed = ingest::message(&body, &limits);
-                (body, parsed)
-            })
-            .await?;
+        let (body, parsed) = tokio::task::spawn_blocking(move || {
+            let parsed = ingest::message(&body, &limits);
+            (body, parsed)
+        })
+        .await?;
         let message = match parsed {
             Ok(m) => m,
             Err(error) => {
@@ -275,9 +274,9 @@ impl Pipeline {
             resources: Vec::new(),
         };
         let submission_id = submission.id;
-        match self.store.commit_submission(submission).await? {
-            CommitOutcome::DuplicateMessage(previous) => Ok(replay(previous)),
-            CommitOutcome::Committed(_) => {
+        match record_rejection(&*self.store, submission).await {
+            Some(CommitOutcome::DuplicateMessage(previous)) => Ok(replay(previous)),
+            _ => {
                 count("message", "rejected", rejection.reason());
                 Ok(match response {
                     Some(response) => MessageResult::Responded {
@@ -333,7 +332,11 @@ impl Pipeline {
         .await?;
         let resource = match parsed {
             Ok(r) => r,
-            Err(error) => return self.reject_rest(body, None, Rejection::Envelope(error)).await,
+            Err(error) => {
+                return self
+                    .reject_rest(body, None, Rejection::Envelope(error))
+                    .await;
+            }
         };
         let sender = reporter_ods(&resource.json);
         if let Some(condition) = condition {
@@ -430,7 +433,7 @@ impl Pipeline {
             resources: Vec::new(),
         };
         let submission_id = submission.id;
-        self.store.commit_submission(submission).await?;
+        record_rejection(&*self.store, submission).await;
         count("rest", "rejected", rejection.reason());
         Ok(CreateResult::Rejected {
             rejection,
@@ -453,6 +456,19 @@ impl Pipeline {
             (body, outcome)
         })
         .await?)
+    }
+}
+
+/// Record a rejected submission. The submitter's mistake is answered (4xx) even when it cannot
+/// be recorded: retrying would not help them, fixing the input will. The failure is logged.
+async fn record_rejection(store: &dyn Store, submission: NewSubmission) -> Option<CommitOutcome> {
+    let id = submission.id;
+    match store.commit_submission(submission).await {
+        Ok(outcome) => Some(outcome),
+        Err(error) => {
+            tracing::warn!(submission = %id, error = %error, "a rejected submission could not be recorded");
+            None
+        }
     }
 }
 
@@ -639,7 +655,12 @@ mod tests {
                 code: "1".into()
             }
         );
-        for bad in ["status=final", "identifier=1", "identifier=a|1&status=x", ""] {
+        for bad in [
+            "status=final",
+            "identifier=1",
+            "identifier=a|1&status=x",
+            "",
+        ] {
             assert!(
                 matches!(
                     parse_if_none_exist(bad),

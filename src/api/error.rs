@@ -179,8 +179,8 @@ mod tests {
 
     #[test]
     fn an_unavailable_store_is_503_transient() {
-        let (status, outcome) =
-            ApiError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut)).status_and_outcome();
+        let (status, outcome) = ApiError::Store(StoreError::Unavailable(sqlx::Error::PoolTimedOut))
+            .status_and_outcome();
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(outcome.issues[0].code, IssueType::Transient);
     }

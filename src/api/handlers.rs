@@ -111,7 +111,9 @@ pub async fn vread(
     let Ok(version_id) = vid.parse::<i64>() else {
         return Err(ApiError::NotFound(Issue::error(
             IssueType::NotFound,
-            format!("'{vid}' is not a version of {resource_type}/{id}; versions are numbered 1, 2, ..."),
+            format!(
+                "'{vid}' is not a version of {resource_type}/{id}; versions are numbered 1, 2, ..."
+            ),
         )));
     };
     let stored = state
@@ -223,13 +225,7 @@ pub async fn search(
     };
     let mut links = vec![("self", link_to(&params))];
     if let Some(cursor) = &page.next {
-        let mut next: Vec<(String, String)> = params
-            .iter()
-            .filter(|(k, _)| k != "_cursor")
-            .cloned()
-            .collect();
-        next.push(("_cursor".to_owned(), cursor.clone()));
-        links.push(("next", link_to(&next)));
+        links.push(("next", link_to(&SearchQuery::next_params(&params, cursor))));
     }
     // The total is only free when everything fits on the first page.
     let total = (query.after.is_none() && page.next.is_none())
@@ -387,8 +383,13 @@ pub async fn metadata(
             });
         }
     }
+    let base = base_url(&state, &headers);
     let caps = Capabilities {
-        base_url: base_url(&state, &headers),
+        messaging_endpoint: Some(format!(
+            "{base}{}",
+            routes::PROCESS_MESSAGE.path.trim_start_matches("/fhir")
+        )),
+        base_url: base,
         resources,
         operations: OPERATIONS.iter().map(|o| (o.name, o.definition)).collect(),
         supported_messages: Vec::new(),
@@ -455,10 +456,17 @@ pub async fn no_route(method: Method, OriginalUri(uri): OriginalUri) -> Response
     let path = uri.path();
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let diagnostics = match segments.as_slice() {
-        ["fhir", ty, ..] if ty.starts_with(|c: char| c.is_ascii_uppercase()) && routes::resource(ty).is_none() => {
+        ["fhir", ty, ..]
+            if ty.starts_with(|c: char| c.is_ascii_uppercase())
+                && routes::resource(ty).is_none() =>
+        {
             format!(
                 "resource type '{ty}' is not served here; this server serves {} (see /fhir/metadata)",
-                RESOURCES.iter().map(|r| r.resource_type).collect::<Vec<_>>().join(", ")
+                RESOURCES
+                    .iter()
+                    .map(|r| r.resource_type)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
         _ => format!("no route for {method} {path}; see /fhir/metadata for what this server does"),

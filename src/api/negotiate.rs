@@ -87,7 +87,9 @@ fn from_format_param(value: &str) -> Result<&'static str, ApiError> {
         _ if !r4 => Err(ApiError::NotAcceptable(
             Issue::error(
                 IssueType::NotSupported,
-                format!("_format={value} asks for another FHIR version; this server speaks FHIR 4.0.1"),
+                format!(
+                    "_format={value} asks for another FHIR version; this server speaks FHIR 4.0.1"
+                ),
             )
             .at("_format"),
         )),
@@ -172,7 +174,10 @@ impl FromRequest<AppState> for JsonBody {
         if let Some(ct) = req.headers().get(CONTENT_TYPE) {
             let ct = ct.to_str().unwrap_or("");
             let (essence, r4) = media_type(ct);
-            let ok = matches!(essence.as_str(), "application/fhir+json" | "application/json");
+            let ok = matches!(
+                essence.as_str(),
+                "application/fhir+json" | "application/json"
+            );
             if !ok || !r4 {
                 let issue = if is_xml(&essence) {
                     json_only(&format!("Content-Type: {ct}"), "Content-Type")

@@ -13,12 +13,12 @@
 use fhir_sdk::r4b::codes;
 use fhir_sdk::r4b::resources::{
     Bundle, BundleLink, CapabilityStatement, CapabilityStatementImplementation,
-    CapabilityStatementMessaging, CapabilityStatementMessagingSupportedMessage,
-    CapabilityStatementRest, CapabilityStatementRestResource,
-    CapabilityStatementRestResourceInteraction, CapabilityStatementRestResourceOperation,
-    CapabilityStatementRestResourceSearchParam, CapabilityStatementSoftware, MessageHeader,
-    MessageHeaderDestination, MessageHeaderEvent, MessageHeaderResponse, MessageHeaderSource,
-    OperationOutcome, OperationOutcomeIssue, Resource,
+    CapabilityStatementMessaging, CapabilityStatementMessagingEndpoint,
+    CapabilityStatementMessagingSupportedMessage, CapabilityStatementRest,
+    CapabilityStatementRestResource, CapabilityStatementRestResourceInteraction,
+    CapabilityStatementRestResourceOperation, CapabilityStatementRestResourceSearchParam,
+    CapabilityStatementSoftware, MessageHeader, MessageHeaderDestination, MessageHeaderEvent,
+    MessageHeaderResponse, MessageHeaderSource, OperationOutcome, OperationOutcomeIssue, Resource,
 };
 use fhir_sdk::r4b::types::{Coding, Extension, ExtensionValue, Reference};
 use fhir_sdk::{BuilderError, DateTime, Instant};
@@ -171,7 +171,10 @@ pub fn response_message(msg: &ResponseMessage<'_>) -> TypedResult<Value> {
         .response(
             MessageHeaderResponse::builder()
                 .identifier(msg.request_id.to_owned())
-                .code(code::<codes::ResponseType>(msg.code.code(), "response-code")?)
+                .code(code::<codes::ResponseType>(
+                    msg.code.code(),
+                    "response-code",
+                )?)
                 .details(
                     Reference::builder()
                         .reference(format!("urn:uuid:{outcome_id}"))
@@ -212,7 +215,10 @@ pub fn response_message(msg: &ResponseMessage<'_>) -> TypedResult<Value> {
 
 fn submission_event() -> TypedResult<Coding> {
     Ok(Coding::builder()
-        .system(format!("{}/CodeSystem/pqom-message-event", super::CANONICAL_BASE))
+        .system(format!(
+            "{}/CodeSystem/pqom-message-event",
+            super::CANONICAL_BASE
+        ))
         .code("pqom-submission".to_owned())
         .build()?)
 }
@@ -280,6 +286,8 @@ pub struct Capabilities {
     pub operations: Vec<(&'static str, &'static str)>,
     /// Message events this gateway receives (canonical of the event definition).
     pub supported_messages: Vec<String>,
+    /// Where messages are received (`[base]/$process-message`), over HTTP.
+    pub messaging_endpoint: Option<String>,
 }
 
 /// The CapabilityStatement (kind `instance`, fhirVersion 4.0.1, JSON only).
@@ -306,7 +314,10 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
         }
         resources.push(Some(
             CapabilityStatementRestResource::builder()
-                .r#type(code::<codes::ResourceType>(r.resource_type, "resource-types")?)
+                .r#type(code::<codes::ResourceType>(
+                    r.resource_type,
+                    "resource-types",
+                )?)
                 .supported_profile(r.supported_profiles.iter().cloned().map(Some).collect())
                 .interaction(interactions)
                 .versioning(codes::ResourceVersionPolicy::Versioned)
@@ -335,6 +346,22 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
                 .build()?,
         ));
     }
+    let mut endpoints = Vec::new();
+    if let Some(address) = &caps.messaging_endpoint {
+        endpoints.push(Some(
+            CapabilityStatementMessagingEndpoint::builder()
+                .protocol(
+                    Coding::builder()
+                        .system(
+                            "http://terminology.hl7.org/CodeSystem/message-transport".to_owned(),
+                        )
+                        .code("http".to_owned())
+                        .build()?,
+                )
+                .address(address.clone())
+                .build()?,
+        ));
+    }
     let now = OffsetDateTime::now_utc();
     let statement = CapabilityStatement::builder()
         .status(codes::PublicationStatus::Active)
@@ -353,7 +380,10 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
                 .url(caps.base_url.clone())
                 .build()?,
         )
-        .fhir_version(code::<codes::FHIRVersion>(super::FHIR_VERSION, "FHIR-version")?)
+        .fhir_version(code::<codes::FHIRVersion>(
+            super::FHIR_VERSION,
+            "FHIR-version",
+        )?)
         .format(vec![
             Some("application/fhir+json".to_owned()),
             Some("json".to_owned()),
@@ -367,6 +397,7 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
         )])
         .messaging(vec![Some(
             CapabilityStatementMessaging::builder()
+                .endpoint(endpoints)
                 .documentation(
                     "Synchronous messaging via $process-message; a MessageHeader id already \
                      processed gets the original response again."

@@ -404,9 +404,8 @@ fn check_message(bundle: Value) -> Result<Message, IngestError> {
                     continue;
                 };
                 match resolve(literal, refs[0].full_url.as_deref(), &refs) {
-                    None => issues.push(
-                        Issue::error(IssueType::NotFound, unresolved(literal, &refs)).at(at),
-                    ),
+                    None => issues
+                        .push(Issue::error(IssueType::NotFound, unresolved(literal, &refs)).at(at)),
                     Some(index) => {
                         let ty = refs[index].resource_type.as_deref().unwrap_or("");
                         if !FOCUS_TYPES.contains(&ty) {

@@ -113,7 +113,10 @@ mod tests {
             entry(Some("urn:uuid:aa"), "MessageHeader", "h", None),
             entry(Some("urn:uuid:bb"), "MeasureReport", "r", None),
         ];
-        assert_eq!(resolve("urn:uuid:bb", Some("urn:uuid:aa"), &entries), Some(1));
+        assert_eq!(
+            resolve("urn:uuid:bb", Some("urn:uuid:aa"), &entries),
+            Some(1)
+        );
         assert_eq!(resolve("urn:uuid:cc", Some("urn:uuid:aa"), &entries), None);
     }
 
@@ -136,7 +139,11 @@ mod tests {
         let referrer = entries[0].full_url.as_deref();
         assert_eq!(resolve("MeasureReport/r1", referrer, &entries), Some(1));
         assert_eq!(
-            resolve("https://trust.example/fhir/MeasureReport/r1", referrer, &entries),
+            resolve(
+                "https://trust.example/fhir/MeasureReport/r1",
+                referrer,
+                &entries
+            ),
             Some(1)
         );
         assert_eq!(resolve("MeasureReport/r2", referrer, &entries), None);
@@ -148,14 +155,22 @@ mod tests {
             entry(Some("urn:uuid:aa"), "MessageHeader", "h", None),
             entry(Some("urn:uuid:bb"), "MeasureReport", "r1", None),
         ];
-        assert_eq!(resolve("MeasureReport/r1", Some("urn:uuid:aa"), &entries), None);
+        assert_eq!(
+            resolve("MeasureReport/r1", Some("urn:uuid:aa"), &entries),
+            None
+        );
         assert_eq!(resolve("MeasureReport/r1", None, &entries), None);
     }
 
     #[test]
     fn version_specific_reference_matches_version_id() {
         let entries = [
-            entry(Some("http://x.org/fhir/MessageHeader/h"), "MessageHeader", "h", None),
+            entry(
+                Some("http://x.org/fhir/MessageHeader/h"),
+                "MessageHeader",
+                "h",
+                None,
+            ),
             entry(
                 Some("http://x.org/fhir/MeasureReport/r"),
                 "MeasureReport",
@@ -164,8 +179,14 @@ mod tests {
             ),
         ];
         let referrer = entries[0].full_url.as_deref();
-        assert_eq!(resolve("MeasureReport/r/_history/2", referrer, &entries), Some(1));
-        assert_eq!(resolve("MeasureReport/r/_history/1", referrer, &entries), None);
+        assert_eq!(
+            resolve("MeasureReport/r/_history/2", referrer, &entries),
+            Some(1)
+        );
+        assert_eq!(
+            resolve("MeasureReport/r/_history/1", referrer, &entries),
+            None
+        );
     }
 
     #[test]

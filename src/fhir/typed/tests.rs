@@ -48,7 +48,9 @@ fn round_trip(original: &Value) -> Vec<String> {
 }
 
 fn fixture(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/r4").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/r4")
+        .join(name);
     serde_json::from_slice(&std::fs::read(&path).expect("fixture")).expect("fixture is JSON")
 }
 
@@ -74,11 +76,17 @@ fn what_does_not_round_trip_closed_enums_and_missing_required_elements_fail_to_p
     // R4 `Expression.language` has an extensible binding; the R4B model makes it a closed enum,
     // so a real R4 Measure using `text/plain` does not parse at all.
     let diffs = round_trip(&fixture("bundle-mr-covid-bnd1.json"));
-    assert_eq!(diffs, vec!["does not parse as R4B: Unknown value: text/plain".to_owned()]);
+    assert_eq!(
+        diffs,
+        vec!["does not parse as R4B: Unknown value: text/plain".to_owned()]
+    );
     // A required element missing (`Expression.language`, 1..1 in R4 and R4B) is a parse error,
     // where a validator would give an issue with a location.
     let diffs = round_trip(&fixture("measure-mr-covid-m.json"));
-    assert_eq!(diffs, vec!["does not parse as R4B: missing field `language`".to_owned()]);
+    assert_eq!(
+        diffs,
+        vec!["does not parse as R4B: missing field `language`".to_owned()]
+    );
 }
 
 #[test]
@@ -94,7 +102,8 @@ fn what_does_not_round_trip_unknown_elements_are_dropped() {
 #[test]
 fn operation_outcome_matches_the_shared_issue_model() {
     let outcome = Outcome::new(vec![
-        Issue::error(IssueType::NotFound, "focus does not resolve").at("Bundle.entry[0].resource.focus[1]"),
+        Issue::error(IssueType::NotFound, "focus does not resolve")
+            .at("Bundle.entry[0].resource.focus[1]"),
         Issue::warning(IssueType::Value, "odd").from_rule(
             "https://fhir.pqom-gateway.org/StructureDefinition/pqom-trust-measurereport",
             "MeasureReport.group.code",
@@ -125,9 +134,18 @@ fn response_message_answers_the_request() {
     assert_eq!(header["response"]["identifier"], "req-1");
     assert_eq!(header["response"]["code"], "ok");
     assert_eq!(header["eventCoding"]["code"], "pqom-submission");
-    assert_eq!(header["destination"][0]["endpoint"], "https://epr.trust.example/fhir");
-    assert_eq!(header["response"]["details"]["reference"], bundle["entry"][1]["fullUrl"]);
-    assert_eq!(bundle["entry"][1]["resource"]["resourceType"], "OperationOutcome");
+    assert_eq!(
+        header["destination"][0]["endpoint"],
+        "https://epr.trust.example/fhir"
+    );
+    assert_eq!(
+        header["response"]["details"]["reference"],
+        bundle["entry"][1]["fullUrl"]
+    );
+    assert_eq!(
+        bundle["entry"][1]["resource"]["resourceType"],
+        "OperationOutcome"
+    );
     // What we build parses back unchanged: it is well-formed R4B (and so R4) JSON.
     assert!(round_trip(&bundle).is_empty());
 }
@@ -138,26 +156,41 @@ fn capability_statement_is_r4() {
         base_url: "http://localhost:8080/fhir".into(),
         resources: vec![ResourceCapability {
             resource_type: "MeasureReport",
-            supported_profiles: vec!["https://fhir.pqom-gateway.org/StructureDefinition/pqom-trust-measurereport".into()],
+            supported_profiles: vec![
+                "https://fhir.pqom-gateway.org/StructureDefinition/pqom-trust-measurereport".into(),
+            ],
             interactions: vec!["read", "create"],
             conditional_create: true,
             search_params: vec![("period", "date", "MeasureReport.period")],
         }],
-        operations: vec![("process-message", "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message")],
+        operations: vec![(
+            "process-message",
+            "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
+        )],
         supported_messages: vec![],
+        messaging_endpoint: Some("http://localhost:8080/fhir/$process-message".into()),
     })
     .unwrap();
     assert_eq!(cs["fhirVersion"], "4.0.1");
     assert_eq!(cs["kind"], "instance");
     assert_eq!(cs["rest"][0]["resource"][0]["type"], "MeasureReport");
-    assert_eq!(cs["rest"][0]["resource"][0]["searchParam"][0]["type"], "date");
+    assert_eq!(
+        cs["rest"][0]["resource"][0]["searchParam"][0]["type"],
+        "date"
+    );
     assert!(round_trip(&cs).is_empty());
 }
 
 #[test]
 fn stored_entries_are_spliced_in_unchanged() {
     let stored = json!({"fullUrl": "http://x/fhir/MeasureReport/1", "resource": {"resourceType": "MeasureReport", "unknownToR4B": 0.750}});
-    let b = bundle_of_stored(BundleKind::Searchset, Some(1), &[("self", "http://x/fhir/MeasureReport".into())], vec![stored.clone()]).unwrap();
+    let b = bundle_of_stored(
+        BundleKind::Searchset,
+        Some(1),
+        &[("self", "http://x/fhir/MeasureReport".into())],
+        vec![stored.clone()],
+    )
+    .unwrap();
     assert_eq!(b["entry"][0], stored);
     assert_eq!(b["total"], 1);
     assert_eq!(b["link"][0]["relation"], "self");

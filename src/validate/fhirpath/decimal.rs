@@ -53,7 +53,9 @@ impl Decimal {
             if !b.is_ascii_digit() {
                 return None;
             }
-            mantissa = mantissa.checked_mul(10)?.checked_add(i128::from(b - b'0'))?;
+            mantissa = mantissa
+                .checked_mul(10)?
+                .checked_add(i128::from(b - b'0'))?;
         }
         let mut scale = i64::try_from(frac_part.len()).ok()? - i64::from(exp);
         while scale < 0 {
@@ -98,7 +100,8 @@ impl Decimal {
     }
 
     fn rescale(&self, scale: u32) -> Option<i128> {
-        self.mantissa.checked_mul(pow10(scale.checked_sub(self.scale)?)?)
+        self.mantissa
+            .checked_mul(pow10(scale.checked_sub(self.scale)?)?)
     }
 
     fn aligned(a: &Self, b: &Self) -> Option<(i128, i128, u32)> {
@@ -319,7 +322,10 @@ mod tests {
             "0.3333333333333333"
         );
         assert!(d("1").checked_div(&d("0")).is_none());
-        assert_eq!(d("5.5").checked_div_trunc(&d("0.7")).unwrap().to_string(), "7");
+        assert_eq!(
+            d("5.5").checked_div_trunc(&d("0.7")).unwrap().to_string(),
+            "7"
+        );
         assert_eq!(d("5.5").checked_rem(&d("0.7")).unwrap().to_string(), "0.6");
         assert_eq!(d("-2.5").round(0).unwrap().to_string(), "-3");
         assert_eq!(d("3.14159").round(3).unwrap().to_string(), "3.142");
