@@ -23,12 +23,16 @@ fn errors(outcome: &pqom_gateway::fhir::Outcome) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "not yet run: main's validate module did not compile when this was written (01:08 UTC); run with --ignored"]
 fn generated_measures_and_indicator_reports_conform_to_the_profiles() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let v = load_validator(&[root.join("definitions/r4"), root.join("profiles")])
         .expect("definitions load");
     let m = Mapper::load(&root.join("mappings")).unwrap();
+
+    // The validator does catch a broken Measure (the profile requires a version).
+    let mut broken = m.catalogue().measures().remove(0);
+    broken.as_object_mut().unwrap().remove("version");
+    assert!(!errors(&v.validate(&serde_json::to_vec(&broken).unwrap(), &[])).is_empty());
 
     let mut failures = Vec::new();
     for measure in m.catalogue().measures() {
