@@ -45,7 +45,9 @@ pub trait Validate: Send + Sync {
 /// (the engine also checks any profiles the resource names).
 pub fn submission_profile(resource_type: &str) -> Option<&'static str> {
     match resource_type {
-        "Bundle" => Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-submission-bundle"),
+        "Bundle" => {
+            Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-submission-bundle")
+        }
         "MeasureReport" => {
             Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-trust-measurereport")
         }

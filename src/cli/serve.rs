@@ -31,7 +31,7 @@ pub enum StartError {
     Profiles(#[from] crate::validate::LoadError),
     #[error("cannot load the mappings: {0}")]
     Mappings(#[from] crate::map::MapLoadError),
-    #[error("cannot load sample data: {0}")]
+    #[error("cannot prepare the gateway: {0}")]
     Demo(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -117,6 +117,13 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         .with_endpoint(format!("{base}/fhir"))
         .with_validator(validator)
         .with_mapper(mapper);
+    // The catalogue's Measures are served like any stored Measure (GET /fhir/Measure); publishing
+    // is idempotent, so each start writes only what changed.
+    let published = pipeline
+        .publish_catalogue()
+        .await
+        .map_err(|e| StartError::Demo(format!("publishing the indicator catalogue: {e}")))?;
+    tracing::info!(published, "indicator catalogue published");
     if demo.is_some() {
         load_samples(&pipeline).await?;
     }

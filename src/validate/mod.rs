@@ -152,7 +152,10 @@ impl Validator {
     /// report profile), for advertising profiles per resource type.
     pub fn profile_type(&self, url: &str) -> Option<&str> {
         let id = self.compiled.struct_for_url(url)?;
-        self.compiled.structs.get(id as usize).map(|s| &*s.type_name)
+        self.compiled
+            .structs
+            .get(id as usize)
+            .map(|s| &*s.type_name)
     }
 
     /// Whether a StructureDefinition with this canonical URL is loaded.
