@@ -316,10 +316,29 @@ where
                         continue;
                     }
                     self.path.push(k, None, None);
-                    let msg = format!(
-                        "unknown element '{k}' in {} (not defined by {})",
-                        st.type_name, st.url
-                    );
+                    // A choice type the profile removed reads better as such than as unknown.
+                    let narrowed = st.elements.iter().find(|e| {
+                        e.choice
+                            && k.strip_prefix(e.name.as_ref()).is_some_and(|rest| {
+                                rest.starts_with(|c: char| c.is_ascii_uppercase())
+                            })
+                    });
+                    let msg = match narrowed {
+                        Some(e) => format!(
+                            "'{k}' uses a type that {} does not allow for {}[x] (allowed: {})",
+                            st.url,
+                            e.name,
+                            e.types
+                                .iter()
+                                .map(|t| t.code.as_ref())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        None => format!(
+                            "unknown element '{k}' in {} (not defined by {})",
+                            st.type_name, st.url
+                        ),
+                    };
                     let root = st.root_id.clone();
                     self.issue(Severity::Error, IssueType::Structure, st, &root, msg);
                     self.path.pop();
