@@ -156,11 +156,12 @@ impl Config {
             .max_json_depth
             .or(file.max_json_depth)
             .unwrap_or(DEFAULT_MAX_JSON_DEPTH);
-        if !(8..=512).contains(&max_json_depth) {
+        if !(8..=crate::ingest::MAX_DEPTH_CAP).contains(&max_json_depth) {
             return Err(ConfigError::Invalid {
                 name: "max_json_depth",
                 message: format!(
-                    "{max_json_depth} is out of range; FHIR resources need at least 8 levels and 512 is the most accepted"
+                    "{max_json_depth} is out of range; FHIR resources need at least 8 levels and {} is the most accepted",
+                    crate::ingest::MAX_DEPTH_CAP
                 ),
             });
         }

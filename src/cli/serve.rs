@@ -1,0 +1,173 @@
+//! `serve` and `demo`: assemble the stages into a running gateway.
+//!
+//! Start-up order is fail-fast: configuration, store (migrations), conformance resources,
+//! mappings; any of them invalid stops the start with the file and place named, before the
+//! listener accepts a single request.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+
+use crate::api::{self, AppState};
+use crate::config::{Config, ServeArgs};
+use crate::pipeline::{Limits, Pipeline};
+use crate::server::{self, Bound};
+use crate::store;
+
+/// Everything that can stop the gateway from starting or running.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot open the store: {0}")]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Serve(#[from] server::ServeError),
+    #[error("cannot load sample data: {0}")]
+    Demo(String),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[from] std::io::Error),
+}
+
+/// Flags of `demo`.
+#[derive(Debug, Clone, Args)]
+pub struct DemoArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// Directory of the demo's embedded store (kept between runs; sample data loads once).
+    #[arg(long, default_value = "data/demo")]
+    pub data_dir: PathBuf,
+}
+
+pub fn serve(args: ServeArgs) -> ExitCode {
+    report(run_blocking(args, None))
+}
+
+pub fn demo(args: DemoArgs) -> ExitCode {
+    let serve_args = ServeArgs {
+        listen: Some(args.listen),
+        data_dir: Some(args.data_dir),
+        ..ServeArgs::default()
+    };
+    report(run_blocking(serve_args, Some(Demo)))
+}
+
+/// Marker: load the sample submissions before serving and print the URLs to try.
+struct Demo;
+
+fn report(result: Result<(), StartError>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pqom-gateway: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(cause) = source {
+                eprintln!("  caused by: {cause}");
+                source = cause.source();
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_blocking(args: ServeArgs, demo: Option<Demo>) -> Result<(), StartError> {
+    let config = Config::resolve(&args)?;
+    server::init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run(config, demo))
+}
+
+async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
+    let store = store::open(config.database_url.as_deref(), &config.data_dir).await?;
+    let limits = Limits {
+        max_body_bytes: config.body_limit,
+        max_depth: config.max_json_depth,
+    };
+    let bound = Bound::bind(
+        config.listen,
+        config
+            .tls
+            .as_ref()
+            .map(|t| (t.cert.as_path(), t.key.as_path())),
+    )
+    .await?;
+    let addr = bound.local_addr().map_err(server::ServeError::Io)?;
+    let scheme = if bound.is_tls() { "https" } else { "http" };
+    let base = format!("{scheme}://{addr}");
+    let pipeline = Pipeline::new(store, limits).with_endpoint(format!("{base}/fhir"));
+    if demo.is_some() {
+        load_samples(&pipeline).await?;
+    }
+    let state = AppState::new(pipeline);
+    let router = api::router(state);
+
+    // The one line on stdout: scripts and tests read the address from it (logs go to stderr).
+    println!("pqom-gateway listening on {base}");
+    if demo.is_some() {
+        print_demo_help(&base);
+    }
+    tracing::info!(%base, store = if config.database_url.is_some() { "postgres" } else { "sqlite" }, "ready");
+    bound
+        .serve(router, config.request_timeout, server::shutdown_signal())
+        .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// The demo's data: sample trust submissions sent through the same pipeline as HTTP requests,
+/// so they are checked and stored like real ones. Message ids are fixed, so a second run of the
+/// demo on the same data directory finds them already processed and changes nothing.
+async fn load_samples(pipeline: &Pipeline) -> Result<(), StartError> {
+    use crate::samples::{ReportParams, submission_bundle};
+    let trusts = [
+        (
+            "RM1",
+            "Norfolk and Norwich University Hospitals NHS Foundation Trust",
+        ),
+        (
+            "RGP",
+            "James Paget University Hospitals NHS Foundation Trust",
+        ),
+        (
+            "RCX",
+            "The Queen Elizabeth Hospital King's Lynn NHS Foundation Trust",
+        ),
+    ];
+    let mut seed = 0;
+    for (ods, name) in trusts {
+        for month in 7..=10 {
+            seed += 1;
+            let params = ReportParams {
+                ods: ods.into(),
+                trust_name: name.into(),
+                year: 2026,
+                month,
+                seed,
+            };
+            let body = serde_json::to_vec(&submission_bundle(&params))
+                .map_err(|e| StartError::Demo(e.to_string()))?;
+            pipeline
+                .process_message(body)
+                .await
+                .map_err(|e| StartError::Demo(e.to_string()))?;
+        }
+    }
+    Ok(())
+}
+
+fn print_demo_help(base: &str) {
+    println!(
+        "\nDemo data loaded: monthly PQOM reports from RM1, RGP and RCX (Norfolk and Waveney ICB), July to October 2026.\n\
+         Try:\n  \
+         {base}/fhir/metadata\n  \
+         {base}/fhir/MeasureReport?reporter=RM1\n  \
+         {base}/fhir/MeasureReport?period=ge2026-09-01&_count=5\n  \
+         {base}/metrics\n\
+         Submit your own: see README.md (curl examples). Stop with Ctrl-C."
+    );
+}
