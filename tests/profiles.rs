@@ -358,8 +358,7 @@ mod engine {
         V.get_or_init(|| {
             let mut sources = core_sources();
             sources.push(root());
-            load_validator(&sources)
-                .unwrap_or_else(|e| panic!("profiles do not compile: {e}"))
+            load_validator(&sources).unwrap_or_else(|e| panic!("profiles do not compile: {e}"))
         })
     }
 

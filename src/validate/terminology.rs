@@ -58,7 +58,6 @@ pub trait Terminology: Send + Sync {
     fn expansion(&self, valueset: &str) -> Option<Arc<Expansion>>;
 }
 
-
 /// A resource handed to [`TermStore::add`] that cannot be used.
 #[derive(Debug, Error)]
 pub enum TerminologyError {
