@@ -12,6 +12,7 @@ mod handlers;
 pub mod metrics;
 pub mod negotiate;
 pub mod routes;
+mod validate_op;
 
 use std::sync::Arc;
 
@@ -34,6 +35,8 @@ pub struct AppState {
     /// Location headers and Bundle links. `None`: derived from the request's Host header.
     pub base_url: Option<String>,
     pub metrics: PrometheusHandle,
+    /// The validator behind `$validate` (None: the operation answers 503).
+    pub validator: Option<crate::validate::Validator>,
 }
 
 impl AppState {
@@ -43,11 +46,17 @@ impl AppState {
             profiles: Arc::new(Vec::new()),
             base_url: None,
             metrics: metrics::handle(),
+            validator: None,
         }
     }
 
     pub fn with_profiles(mut self, profiles: Vec<(String, String)>) -> Self {
         self.profiles = Arc::new(profiles);
+        self
+    }
+
+    pub fn with_validator(mut self, validator: crate::validate::Validator) -> Self {
+        self.validator = Some(validator);
         self
     }
 
@@ -86,6 +95,7 @@ pub fn router(state: AppState) -> Router {
             router = router.route(&interaction.path(ty), method);
         }
     }
+    router = validate_op::add_routes(router);
     let limit = state.pipeline.limits().max_body_bytes;
     router
         .fallback(handlers::no_route)
