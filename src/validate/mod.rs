@@ -32,9 +32,6 @@ pub mod terminology;
 pub(crate) mod testkit;
 mod walk;
 
-pub mod fhirpath;
-pub mod terminology;
-
 use std::path::PathBuf;
 use std::sync::Arc;
 
