@@ -30,6 +30,9 @@ use crate::store::{
 
 pub use crate::ingest::Limits;
 
+mod indicators;
+pub use indicators::CATALOGUE_ID_SYSTEM;
+
 /// The validation plug point. The validator (profiles, FHIRPath invariants, terminology)
 /// implements it; errors in the outcome reject the submission, warnings are kept with it.
 pub trait Validate: Send + Sync {
@@ -125,6 +128,8 @@ pub struct Pipeline {
     limits: Limits,
     validator: Option<Arc<dyn Validate>>,
     endpoint: String,
+    /// The map stage (Annex 1 indicators); `None`: submissions are stored unmapped.
+    mapper: Option<Arc<crate::map::Mapper>>,
 }
 
 impl Pipeline {
@@ -134,6 +139,7 @@ impl Pipeline {
             limits,
             validator: None,
             endpoint: "urn:pqom-gateway".to_owned(),
+            mapper: None,
         }
     }
 
@@ -198,7 +204,11 @@ impl Pipeline {
                 resource: resource.clone(),
             })
             .collect();
+        let mapped = self.map_submission(&message.bundle);
         let mut issues = validation.issues;
+        if let Some((_, map_issues)) = &mapped {
+            issues.extend(map_issues.iter().cloned());
+        }
         issues.extend(message.focus.iter().map(|f| {
             Issue::information(
                 IssueType::Informational,
@@ -225,6 +235,8 @@ impl Pipeline {
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(_) => {
                 count("message", "accepted", "none");
+                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
+                    .await;
                 Ok(MessageResult::Responded {
                     response,
                     code: ResponseCode::Ok,
@@ -352,11 +364,17 @@ impl Pipeline {
                 }
             }
         }
-        let (body, validation) = self.validate(body, resource_type).await?;
+        let (body, mut validation) = self.validate(body, resource_type).await?;
         if validation.has_errors() {
             return self
                 .reject_rest(body, sender, Rejection::Invalid(validation))
                 .await;
+        }
+        let mapped = (resource_type == "MeasureReport")
+            .then(|| self.map_submission(&resource.json))
+            .flatten();
+        if let Some((_, map_issues)) = &mapped {
+            validation.issues.extend(map_issues.iter().cloned());
         }
         let submission = NewSubmission {
             id: Uuid::new_v4(),
@@ -375,9 +393,12 @@ impl Pipeline {
                 resource: resource.json,
             }],
         };
+        let submission_id = submission.id;
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(mut written) if !written.is_empty() => {
                 count("rest", "accepted", "none");
+                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
+                    .await;
                 Ok(CreateResult::Created {
                     resource: written.swap_remove(0),
                     outcome: validation,

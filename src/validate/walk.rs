@@ -16,7 +16,7 @@ use super::compile::{
     CompiledSet, ElemRule, ExtKind, Kind, Matcher, Rules, Slicing, Strength, Struct, StructId,
     Test, TypeRule,
 };
-use super::invariant::{ele_1_object, ext_1};
+use super::invariant::{Env, ele_1_object, ext_1};
 use super::jsoncmp;
 use super::path::PathStack;
 use super::primitive::{JsonKind, Prim};
@@ -332,19 +332,38 @@ where
         }
         self.slots.truncate(base);
         for &inv in &st.invariants {
-            self.invariant(st, &st.root_id, inv, value);
+            self.invariant(st, &st.root_id, inv, value, &st.type_name);
         }
     }
 
-    fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: &'j Value) {
+    fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: &'j Value, ty: &str) {
         let i = &self.set.invariants[inv as usize];
-        if i.eval(focus) == Some(false) {
-            let code = IssueType::Invariant;
-            let msg = format!(
-                "constraint {} failed: {} (expression: {})",
-                i.key, i.human, i.expression
-            );
-            self.issue(i.severity, code, st, elem_id, msg);
+        let env = Env {
+            term: self.term,
+            resource: self.resources.last().map(|r| r.value),
+            root: self
+                .resources
+                .iter()
+                .rev()
+                .find(|r| !r.contained)
+                .map(|r| r.value),
+        };
+        match i.eval(&env, focus, ty) {
+            Ok(true) => {}
+            Ok(false) => {
+                let msg = format!(
+                    "constraint {} failed: {} (expression: {})",
+                    i.key, i.human, i.expression
+                );
+                self.issue(i.severity, IssueType::Invariant, st, elem_id, msg);
+            }
+            Err(e) => {
+                let msg = format!(
+                    "constraint {} could not be evaluated here ({e}); expression: {}",
+                    i.key, i.expression
+                );
+                self.issue(Severity::Warning, IssueType::Processing, st, elem_id, msg);
+            }
         }
     }
 
@@ -613,8 +632,13 @@ where
         }
         let focus = val.or(under);
         if let Some(f) = focus {
+            let ty = if matches!(t.code.as_ref(), "BackboneElement" | "Element") {
+                e.path.as_ref()
+            } else {
+                t.code.as_ref()
+            };
             for &inv in &e.invariants {
-                self.invariant(st, &e.id, inv, f);
+                self.invariant(st, &e.id, inv, f, ty);
             }
         }
     }
