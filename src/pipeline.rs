@@ -40,6 +40,29 @@ pub trait Validate: Send + Sync {
     fn validate(&self, body: &[u8], resource_type: &str) -> Outcome;
 }
 
+/// The profile every submission is checked against, by resource type: what a trust sends must
+/// conform to the PQOM profile for it, whether or not it names the profile in `meta.profile`
+/// (the engine also checks any profiles the resource names).
+pub fn submission_profile(resource_type: &str) -> Option<&'static str> {
+    match resource_type {
+        "Bundle" => {
+            Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-submission-bundle")
+        }
+        "MeasureReport" => {
+            Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-trust-measurereport")
+        }
+        "Measure" => Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-measure"),
+        _ => None,
+    }
+}
+
+impl Validate for crate::validate::Validator {
+    fn validate(&self, body: &[u8], resource_type: &str) -> Outcome {
+        let profiles: Vec<&str> = submission_profile(resource_type).into_iter().collect();
+        crate::validate::Validator::validate(self, body, &profiles)
+    }
+}
+
 /// Why a submission was rejected.
 #[derive(Debug, Clone)]
 pub enum Rejection {

@@ -86,7 +86,10 @@ async fn every_acknowledged_submission_survives_kill_9() {
     // Kill it mid-stream, once a good number have been acknowledged.
     let deadline = Instant::now() + Duration::from_secs(120);
     while acked.lock().await.len() < 40 {
-        assert!(Instant::now() < deadline, "too few acknowledgements before the deadline");
+        assert!(
+            Instant::now() < deadline,
+            "too few acknowledgements before the deadline"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().expect("SIGKILL"); // std's kill() is SIGKILL on Unix: no chance to flush
@@ -111,13 +114,18 @@ async fn every_acknowledged_submission_survives_kill_9() {
         assert!(r.status().is_success(), "resend of {seed}: {}", r.status());
         let again: Value = r.json().await.unwrap();
         assert_eq!(
-            again["entry"][0]["resource"]["response"],
-            original["entry"][0]["resource"]["response"],
+            again["entry"][0]["resource"]["response"], original["entry"][0]["resource"]["response"],
             "acknowledged submission {seed} was lost or processed again"
         );
-        assert_eq!(again["id"], original["id"], "same response bundle for {seed}");
+        assert_eq!(
+            again["id"], original["id"],
+            "same response bundle for {seed}"
+        );
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    eprintln!("{} acknowledged submissions all survived kill -9", acked.len());
+    eprintln!(
+        "{} acknowledged submissions all survived kill -9",
+        acked.len()
+    );
 }

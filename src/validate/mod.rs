@@ -148,6 +148,16 @@ impl Validator {
         self.compiled.all_urls()
     }
 
+    /// The FHIR type a loaded StructureDefinition constrains (`MeasureReport` for the PQOM trust
+    /// report profile), for advertising profiles per resource type.
+    pub fn profile_type(&self, url: &str) -> Option<&str> {
+        let id = self.compiled.struct_for_url(url)?;
+        self.compiled
+            .structs
+            .get(id as usize)
+            .map(|s| &*s.type_name)
+    }
+
     /// Whether a StructureDefinition with this canonical URL is loaded.
     pub fn has_profile(&self, url: &str) -> bool {
         self.compiled.has_url(url)
