@@ -103,6 +103,12 @@ def allocate_capped(total, weights, caps):
     return out
 
 
+def narrative(text):
+    """Generated narrative (dom-6): a one-paragraph human summary."""
+    esc = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><p>{esc}</p></div>'}
+
+
 def cc(system, code, display=None):
     c = {"system": system, "code": code}
     if display:
@@ -156,6 +162,8 @@ def trust_report(ods, rid, groups, reporter_ref=None, date="2026-11-06T09:30:00Z
         "resourceType": "MeasureReport",
         "id": rid,
         "meta": {"profile": [f"{P}/pqom-trust-measurereport"]},
+        "text": narrative(f"PQOM Annex 1 report of {ORGS[ods]} ({ods}) for October 2026: "
+                          + ", ".join(g["code"]["coding"][0]["code"] for g in groups) + "."),
         "identifier": [{"system": f"{BASE}/Id/report-id", "value": f"{ods}-pqom-annex1-2026-10"}],
         "status": "complete",
         "type": "summary",
@@ -253,6 +261,7 @@ def rm1_header():
         "resourceType": "MessageHeader",
         "id": MH_ID_RM1,
         "meta": {"profile": [f"{P}/pqom-messageheader"]},
+        "text": narrative("PQOM submission from Norfolk and Norwich University Hospitals (RM1): the October 2026 pqom-annex1 report."),
         "eventCoding": {"system": f"{BASE}/CodeSystem/pqom-message-event", "code": "pqom-submission", "display": "PQOM submission"},
         "destination": [{"name": "PQOM gateway", "endpoint": "https://gateway.pqom-gateway.org/fhir/$process-message"}],
         "sender": ods_ref("RM1", UUID_ORG_RM1),
@@ -264,6 +273,7 @@ def rm1_header():
 
 def rm1_org():
     return {"resourceType": "Organization", "id": "RM1",
+            "text": narrative(f"{ORGS['RM1']} (ODS RM1), part of {ORGS['QMM']} (QMM)."),
             "identifier": [{"system": ODS, "value": "RM1"}], "active": True,
             "type": [cc("http://terminology.hl7.org/CodeSystem/organization-type", "prov", "Healthcare Provider")],
             "name": ORGS["RM1"],
@@ -297,6 +307,8 @@ def indicator_report(rid, level, ods, code, num, den, score, unit, completeness=
     r = {
         "resourceType": "MeasureReport", "id": rid,
         "meta": {"profile": [f"{P}/pqom-indicator-measurereport"]},
+        "text": narrative(f"{INDICATOR_TITLES[code]}, {ORGS[ods]} ({ods}), October 2026: {num} / {den} = {score} {unit}."
+                          + (f" {completeness[0]} of {completeness[1]} trusts reported." if completeness else "")),
         "extension": ext,
         "status": status, "type": "summary",
         "measure": f"{BASE}/Measure/{code}",
@@ -318,6 +330,7 @@ def measure_example():
     return {
         "resourceType": "Measure", "id": "example-smoking-at-delivery",
         "meta": {"profile": [f"{P}/pqom-measure"]},
+        "text": narrative("Smoking at time of delivery (example indicator Measure): proportion, monthly, lower is better."),
         "extension": [
             {"url": f"{P}/pqom-measure-kind", "valueCode": "proportion"},
             {"url": f"{P}/pqom-measure-frequency", "valueCode": "monthly"},
@@ -362,6 +375,7 @@ def provenance_example():
     return {
         "resourceType": "Provenance", "id": "fwd-rm1-submission-2026-10",
         "meta": {"profile": [f"{P}/pqom-provenance"]},
+        "text": narrative("Forwarded by pqom-gateway on 6 November 2026: RM1's October 2026 submission, signed (JWS)."),
         "contained": [{
             "resourceType": "Device", "id": "gateway",
             "identifier": [{"system": f"{BASE}/Id/gateway-instance", "value": "pqom-eoe-1"}],
