@@ -34,6 +34,8 @@ pub struct AppState {
     /// Location headers and Bundle links. `None`: derived from the request's Host header.
     pub base_url: Option<String>,
     pub metrics: PrometheusHandle,
+    /// The gateway's signing keys; their public halves are served at `/.well-known/jwks.json`.
+    pub keys: Option<Arc<crate::deliver::keys::KeyRing>>,
 }
 
 impl AppState {
@@ -43,11 +45,17 @@ impl AppState {
             profiles: Arc::new(Vec::new()),
             base_url: None,
             metrics: metrics::handle(),
+            keys: None,
         }
     }
 
     pub fn with_profiles(mut self, profiles: Vec<(String, String)>) -> Self {
         self.profiles = Arc::new(profiles);
+        self
+    }
+
+    pub fn with_keys(mut self, keys: Arc<crate::deliver::keys::KeyRing>) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -63,7 +71,8 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir/metadata", get(handlers::metadata))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::prometheus));
+        .route("/metrics", get(handlers::prometheus))
+        .route("/.well-known/jwks.json", get(handlers::jwks));
     for op in OPERATIONS {
         // Clients may percent-encode the `$`.
         let encoded = op.path.replace('$', "%24");

@@ -25,6 +25,8 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Serve(#[from] server::ServeError),
+    #[error("cannot load the signing keys")]
+    Keys(#[from] crate::deliver::keys::KeyError),
     #[error("cannot load sample data: {0}")]
     Demo(String),
     #[error("cannot start the async runtime: {0}")]
@@ -103,7 +105,8 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     if demo.is_some() {
         load_samples(&pipeline).await?;
     }
-    let state = AppState::new(pipeline);
+    let keys = crate::deliver::keys::KeyRing::load(&config.signing, &config.data_dir)?;
+    let state = AppState::new(pipeline).with_keys(std::sync::Arc::new(keys));
     let router = api::router(state);
 
     // The one line on stdout: scripts and tests read the address from it (logs go to stderr).
