@@ -98,6 +98,9 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    /// `[signing]`: keys for signed Provenance (see `deliver::keys`). Absent: development key.
+    #[serde(default)]
+    signing: crate::deliver::keys::SigningConfig,
 }
 
 /// TLS material for serving HTTPS.
@@ -121,6 +124,8 @@ pub struct Config {
     pub request_timeout: std::time::Duration,
     pub log_format: LogFormat,
     pub tls: Option<TlsFiles>,
+    /// Signing keys (`[signing]` in the config file only: key material is not a flag).
+    pub signing: crate::deliver::keys::SigningConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -217,6 +222,7 @@ impl Config {
             request_timeout: std::time::Duration::from_secs(timeout),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             tls,
+            signing: file.signing,
         })
     }
 }

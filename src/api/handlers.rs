@@ -420,6 +420,32 @@ pub async fn healthz() -> Response {
     r
 }
 
+/// The public signing keys (RFC 7517 JWK Set) receivers verify forwarded bundles with.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    let Some(keys) = &state.keys else {
+        return outcome_response(
+            StatusCode::NOT_FOUND,
+            &Outcome::single(Issue::error(
+                IssueType::NotFound,
+                "this gateway has no signing keys loaded, so it publishes no JWKS",
+            )),
+        );
+    };
+    let body = serde_json::to_vec(&crate::deliver::keys::jwks_document(keys)).unwrap_or_default();
+    let mut r = (StatusCode::OK, body).into_response();
+    let h = r.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/jwk-set+json"),
+    );
+    // Receivers may cache briefly; rotation keeps the old key published well beyond this.
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    r
+}
+
 pub async fn readyz(State(state): State<AppState>) -> Response {
     match state.pipeline.store().ping().await {
         Ok(()) => {

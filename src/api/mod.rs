@@ -36,7 +36,9 @@ pub struct AppState {
     pub base_url: Option<String>,
     pub metrics: PrometheusHandle,
     /// The validator behind `$validate` (None: the operation answers 503).
-    pub validator: Option<crate::validate::Validator>,
+    pub validator: Option<Arc<crate::validate::Validator>>,
+    /// The gateway's signing keys; their public halves are served at `/.well-known/jwks.json`.
+    pub keys: Option<Arc<crate::deliver::keys::KeyRing>>,
 }
 
 impl AppState {
@@ -47,6 +49,7 @@ impl AppState {
             base_url: None,
             metrics: metrics::handle(),
             validator: None,
+            keys: None,
         }
     }
 
@@ -55,8 +58,13 @@ impl AppState {
         self
     }
 
-    pub fn with_validator(mut self, validator: crate::validate::Validator) -> Self {
+    pub fn with_validator(mut self, validator: Arc<crate::validate::Validator>) -> Self {
         self.validator = Some(validator);
+        self
+    }
+
+    pub fn with_keys(mut self, keys: Arc<crate::deliver::keys::KeyRing>) -> Self {
+        self.keys = Some(keys);
         self
     }
 
@@ -72,7 +80,8 @@ pub fn router(state: AppState) -> Router {
         .route("/fhir/metadata", get(handlers::metadata))
         .route("/healthz", get(handlers::healthz))
         .route("/readyz", get(handlers::readyz))
-        .route("/metrics", get(handlers::prometheus));
+        .route("/metrics", get(handlers::prometheus))
+        .route("/.well-known/jwks.json", get(handlers::jwks));
     for op in OPERATIONS {
         // Clients may percent-encode the `$`.
         let encoded = op.path.replace('$', "%24");

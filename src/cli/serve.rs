@@ -31,6 +31,8 @@ pub enum StartError {
     Profiles(#[from] crate::validate::LoadError),
     #[error("cannot load the mappings: {0}")]
     Mappings(#[from] crate::map::MapLoadError),
+    #[error("cannot load the signing keys")]
+    Keys(#[from] crate::deliver::keys::KeyError),
     #[error("cannot prepare the gateway: {0}")]
     Demo(String),
     #[error("cannot start the async runtime: {0}")]
@@ -115,7 +117,7 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     let mapper = Arc::new(crate::map::Mapper::load(&config.mappings_dir)?);
     let pipeline = Pipeline::new(store, limits)
         .with_endpoint(format!("{base}/fhir"))
-        .with_validator(validator)
+        .with_validator(validator.clone())
         .with_mapper(mapper);
     // The catalogue's Measures are served like any stored Measure (GET /fhir/Measure); publishing
     // is idempotent, so each start writes only what changed.
@@ -127,9 +129,12 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     if demo.is_some() {
         load_samples(&pipeline).await?;
     }
+    let keys = crate::deliver::keys::KeyRing::load(&config.signing, &config.data_dir)?;
     let state = AppState::new(pipeline)
         .with_profiles(profiles)
-        .with_base_url(format!("{base}/fhir"));
+        .with_base_url(format!("{base}/fhir"))
+        .with_validator(validator)
+        .with_keys(Arc::new(keys));
     let router = api::router(state);
 
     // The one line on stdout: scripts and tests read the address from it (logs go to stderr).
