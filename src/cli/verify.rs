@@ -146,6 +146,7 @@ fn fetch(url: &str) -> Result<Vec<u8>, VerifyCliError> {
         url: url.to_string(),
         reason,
     };
+    crate::server::install_crypto_provider();
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

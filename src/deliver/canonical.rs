@@ -34,6 +34,11 @@
 //! `serde_json` with `arbitrary_precision`, Python `json.loads(parse_float=decimal.Decimal)`
 //! plus `str()` of the Decimal, Jackson `USE_BIG_DECIMAL_FOR_FLOATS` with `toString()` kept exact).
 //!
+//! Why not the `serde_jcs` crate: it canonicalises a `serde_json::Value`, so numbers have already
+//! been through f64 before it sees them (the precision problem above), and it inherits
+//! serde_json's silent last-wins handling of duplicate member names. The scheme is small enough
+//! (parser, sort, string escaping) to own here with its tests, including the RFC's own examples.
+//!
 //! Inputs must be I-JSON (RFC 7493): duplicate member names and unpaired surrogate escapes are
 //! rejected, since either would make "the" canonical form ambiguous. Nesting is limited to
 //! [`MAX_DEPTH`] so that a hostile file cannot overflow the stack of the verifier.
@@ -343,26 +348,29 @@ fn write_scalar(v: &Json, out: &mut String) {
 
 fn write_string(s: &str, out: &mut String) {
     out.push('"');
+    // Every character that needs escaping is ASCII, so scanning bytes is safe for UTF-8 and
+    // lets unescaped runs (almost all text) be copied in one go.
+    let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, c) in s.char_indices() {
-        let escape = match c {
-            '"' => "\\\"",
-            '\\' => "\\\\",
-            '\u{8}' => "\\b",
-            '\t' => "\\t",
-            '\n' => "\\n",
-            '\u{c}' => "\\f",
-            '\r' => "\\r",
-            c if (c as u32) < 0x20 => "",
+    for (i, &b) in bytes.iter().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            0x08 => "\\b",
+            b'\t' => "\\t",
+            b'\n' => "\\n",
+            0x0c => "\\f",
+            b'\r' => "\\r",
+            0x00..=0x1f => "",
             _ => continue,
         };
         out.push_str(&s[start..i]);
         if escape.is_empty() {
-            let _ = write!(out, "\\u{:04x}", c as u32);
+            let _ = write!(out, "\\u{:04x}", b);
         } else {
             out.push_str(escape);
         }
-        start = i + c.len_utf8();
+        start = i + 1;
     }
     out.push_str(&s[start..]);
     out.push('"');

@@ -99,6 +99,8 @@ pub struct RouteError {
 
 impl RouteError {
     /// The issue a submitter sees: the sender names an organisation the gateway cannot route.
+    /// The caller adds the FHIRPath of the element the ODS code came from (`Issue::at`), since
+    /// only it knows whether that was `MessageHeader.sender` or `MeasureReport.reporter`.
     pub fn to_issue(&self) -> Issue {
         Issue::error(
             IssueType::BusinessRule,
@@ -108,7 +110,6 @@ impl RouteError {
                 self.ods
             ),
         )
-        .at("Bundle.entry[0].resource.sender.identifier.value")
     }
 }
 

@@ -204,7 +204,7 @@ pub fn build(input: &ForwardInput<'_>, signer: &SigningKey) -> Result<Forwarded,
         "eventCoding": {
             "system": format!("{CANONICAL_BASE}/CodeSystem/pqom-message-event"),
             "code": FORWARD_EVENT,
-            "display": "Validated PQOM submission forwarded to a subscriber",
+            "display": "PQOM forward",
         },
         "destination": [destination],
         "source": {
@@ -300,12 +300,16 @@ fn versioned_resource(r: &ForwardResource) -> Result<Json, ForwardError> {
 }
 
 /// The payload the signature covers: the canonical bundle with the JOSE signature's `data`
-/// removed. `bundle` is left unchanged.
-pub fn signing_payload(bundle: &Json) -> Result<Vec<u8>, ForwardError> {
-    let mut copy = bundle.clone();
-    let sig = provenance_signature_mut(&mut copy).ok_or(ForwardError::NoSignature)?;
-    sig.remove("data");
-    Ok(copy.to_canonical())
+/// removed. `bundle` is left as it was (the member is taken out for the duration and put back,
+/// which avoids copying a large bundle).
+pub fn signing_payload(bundle: &mut Json) -> Result<Vec<u8>, ForwardError> {
+    let sig = provenance_signature_mut(bundle).ok_or(ForwardError::NoSignature)?;
+    let data = sig.remove("data");
+    let payload = bundle.to_canonical();
+    if let (Some(data), Some(sig)) = (data, provenance_signature_mut(bundle)) {
+        sig.insert("data", data);
+    }
+    Ok(payload)
 }
 
 /// Sign (or re-sign) a bundle in place: sets the JOSE signature's `data`. Returns the kid.
@@ -403,26 +407,17 @@ pub fn verify(bytes: &[u8], jwks: &Jwks, submission: Option<&[u8]>) -> Report {
         report.fail("bundle", "not a FHIR Bundle of type message");
         return report;
     }
-    let provs = provenance_entries(&bundle);
-    let prov = match provs[..] {
-        [p] => p,
-        [] => {
-            report.fail("provenance", "the bundle has no Provenance entry");
-            return report;
-        }
-        _ => {
-            report.fail(
-                "provenance",
-                format!(
-                    "the bundle has {} Provenance entries; expected 1",
-                    provs.len()
-                ),
-            );
-            return report;
-        }
-    };
-    let mut copy = bundle.clone();
-    let Some(sig) = provenance_signature_mut(&mut copy) else {
+    let provs = provenance_entries(&bundle).len();
+    if provs != 1 {
+        report.fail(
+            "provenance",
+            format!("the bundle has {provs} Provenance entries; expected 1"),
+        );
+        return report;
+    }
+    // Take the signature value out of the (only) tree: what remains is what was signed.
+    let mut bundle = bundle;
+    let Some(sig) = provenance_signature_mut(&mut bundle) else {
         report.fail(
             "provenance",
             "the Provenance has no signature with sigFormat application/jose",
@@ -449,7 +444,10 @@ pub fn verify(bytes: &[u8], jwks: &Jwks, submission: Option<&[u8]>) -> Report {
         );
     }
 
-    signature_checks(&mut report, data.as_ref(), &copy.to_canonical(), jwks);
+    signature_checks(&mut report, data.as_ref(), &bundle.to_canonical(), jwks);
+    let Some(&prov) = provenance_entries(&bundle).first() else {
+        return report;
+    };
     entity_check(&mut report, prov, submission);
     target_check(&mut report, &bundle, prov);
     report
@@ -684,6 +682,7 @@ mod tests {
         assert_eq!(v["type"], "message");
         let header = &v["entry"][0]["resource"];
         assert_eq!(header["eventCoding"]["code"], "pqom-forward");
+        assert_eq!(header["eventCoding"]["display"], "PQOM forward");
         assert_eq!(
             header["eventCoding"]["system"],
             "https://fhir.pqom-gateway.org/CodeSystem/pqom-message-event"
@@ -706,7 +705,7 @@ mod tests {
             "MeasureReport/mr-1/_history/2"
         );
         assert_eq!(
-            prov["entity"][1]["what"]["identifier"]["value"],
+            prov["entity"][0]["extension"][0]["valueString"],
             sha256_hex(&submission)
         );
     }
@@ -763,6 +762,56 @@ mod tests {
             build(&input, ring.signer()),
             Err(ForwardError::ResourceShape { .. })
         ));
+    }
+
+    #[test]
+    fn structural_problems_are_reported_not_panics() {
+        let (ring, ..) = fixture();
+        let (body, _) = built(&ring);
+        let text = String::from_utf8(body).unwrap();
+        let jwks = ring.jwks();
+        let failed = |bytes: &[u8], check: &str| {
+            let r = verify(bytes, &jwks, None);
+            let c = r
+                .check(check)
+                .unwrap_or_else(|| panic!("no {check} in {r:#?}"));
+            assert!(!c.passed, "{r:#?}");
+            c.detail.clone()
+        };
+        assert!(failed(b"{", "json").contains("invalid JSON"));
+        assert!(failed(br#"{"resourceType":"Parameters"}"#, "bundle").contains("message"));
+        let no_data = text.replacen(r#""data":"#, r#""data_":"#, 1);
+        assert!(failed(no_data.as_bytes(), "signature").contains("missing"));
+        let no_target = text.replacen(
+            r#""target":[{"reference":"MeasureReport/mr-1/_history/2"}]"#,
+            r#""target":[]"#,
+            1,
+        );
+        assert!(failed(no_target.as_bytes(), "targets").contains("no targets"));
+        let two = text.replacen(
+            r#""resourceType":"MessageHeader""#,
+            r#""resourceType":"Provenance""#,
+            1,
+        );
+        assert!(failed(two.as_bytes(), "provenance").contains("2 Provenance"));
+        let bad_hash = text.replacen(&sha256_hex(b"{\"resourceType\":\"Bundle\"}  "), "abc", 1);
+        assert!(failed(bad_hash.as_bytes(), "entity").contains("not 64"));
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+        /// Any single-byte change to a signed bundle is either unparseable or fails a check:
+        /// nothing in the bundle is outside the signature.
+        #[test]
+        fn any_byte_change_is_detected(at in 0usize..100_000, byte in 0x20u8..0x7f) {
+            let (ring, ..) = fixture();
+            let (mut body, _) = built(&ring);
+            let at = at % body.len();
+            proptest::prop_assume!(body[at] != byte);
+            body[at] = byte;
+            let report = verify(&body, &ring.jwks(), None);
+            proptest::prop_assert!(!report.passed(), "undetected change at {} to {:?}", at, byte as char);
+        }
     }
 
     #[test]

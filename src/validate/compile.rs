@@ -81,8 +81,7 @@ pub(crate) enum ExtKind {
 
 pub(crate) struct ElemRule {
     pub id: Box<str>,
-    /// Element path, e.g. `MeasureReport.group.extension` (extension context checks).
-    #[allow(dead_code)]
+    /// Element path, e.g. `MeasureReport.group.stratifier` (the FHIRPath type of backbone elements).
     pub path: Box<str>,
     /// JSON name without `[x]`.
     pub name: Box<str>,

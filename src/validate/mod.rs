@@ -21,17 +21,16 @@
 
 pub mod compile;
 pub mod definitions;
+pub mod fhirpath;
 pub(crate) mod invariant;
 pub(crate) mod jsoncmp;
 mod path;
 pub mod primitive;
 pub mod snapshot;
+pub mod terminology;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod walk;
-
-pub mod fhirpath;
-pub mod terminology;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -40,23 +39,7 @@ use crate::fhir::{Issue, IssueType, Outcome};
 
 pub use compile::CompiledSet;
 pub use definitions::{Definitions, LoadError};
-
-/// Whether a code is in a value set, as far as the terminology knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Membership {
-    Yes,
-    No,
-    /// The value set (or its code system) is not available: no issue is raised for the code.
-    Unknown,
-}
-
-/// Value set membership, as bindings need it. Implemented by the terminology module from the
-/// loaded ValueSets and CodeSystems; the engine only asks questions.
-pub trait Terminology: Send + Sync {
-    /// Is (`system`, `code`) a member of `valueset` (canonical URL, without `|version`)?
-    /// `system` is `None` for a bare `code` element (the system is implied by the value set).
-    fn member(&self, valueset: &str, system: Option<&str>, code: &str) -> Membership;
-}
+pub use terminology::{Expansion, Membership, Terminology};
 
 /// A terminology that knows nothing: every binding check answers [`Membership::Unknown`].
 #[derive(Debug, Default, Clone, Copy)]
@@ -65,6 +48,15 @@ pub struct NoTerminology;
 impl Terminology for NoTerminology {
     fn member(&self, _valueset: &str, _system: Option<&str>, _code: &str) -> Membership {
         Membership::Unknown
+    }
+    fn in_code_system(&self, _system: &str, _code: &str) -> Membership {
+        Membership::Unknown
+    }
+    fn display(&self, _system: &str, _code: &str) -> Option<&str> {
+        None
+    }
+    fn expansion(&self, _valueset: &str) -> Option<Arc<Expansion>> {
+        None
     }
 }
 
@@ -154,6 +146,16 @@ impl Validator {
     /// Canonical URLs of every loaded StructureDefinition (base and profiles), sorted.
     pub fn structure_definitions(&self) -> Vec<&str> {
         self.compiled.all_urls()
+    }
+
+    /// The FHIR type a loaded StructureDefinition constrains (`MeasureReport` for the PQOM trust
+    /// report profile), for advertising profiles per resource type.
+    pub fn profile_type(&self, url: &str) -> Option<&str> {
+        let id = self.compiled.struct_for_url(url)?;
+        self.compiled
+            .structs
+            .get(id as usize)
+            .map(|s| &*s.type_name)
     }
 
     /// Whether a StructureDefinition with this canonical URL is loaded.

@@ -29,7 +29,34 @@ pub fn load_validator(sources: &[PathBuf]) -> Result<Validator, LoadError> {
     Validator::from_definitions(&defs, Arc::new(terminology))
 }
 
-pub use super::{Membership, Terminology};
+/// Answer to "is this code in that value set / code system?".
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Membership {
+    Yes,
+    No,
+    /// The terminology needed to answer is not loaded or not computable: never an error.
+    Unknown,
+}
+
+/// What the validation engine asks of terminology. Implemented by [`TermStore`]; the engine takes
+/// `&dyn Terminology` (or a generic) so tests can stub it.
+pub trait Terminology: Send + Sync {
+    /// Is `code` (in `system`, when the element has one: Coding, CodeableConcept, Quantity) a member
+    /// of the value set `valueset` (canonical, `|version` ignored)? For `code` elements, which
+    /// carry no system, pass `None`: any system of the value set matches.
+    fn member(&self, valueset: &str, system: Option<&str>, code: &str) -> Membership;
+
+    /// Is `code` defined in the code system `system`? Unknown when the system is not loaded or
+    /// is published as a fragment/example.
+    fn in_code_system(&self, system: &str, code: &str) -> Membership;
+
+    /// The display of `code` in `system`, when the code system is loaded and gives one.
+    fn display(&self, system: &str, code: &str) -> Option<&str>;
+
+    /// The pre-expanded value set, so a compiled validator resolves the URL once at compile time
+    /// and pays one or two hash lookups per coding at validation time.
+    fn expansion(&self, valueset: &str) -> Option<Arc<Expansion>>;
+}
 
 /// A resource handed to [`TermStore::add`] that cannot be used.
 #[derive(Debug, Error)]
@@ -723,6 +750,18 @@ impl Terminology for TermStore {
             Some(e) => e.member(system, code),
             None => Membership::Unknown,
         }
+    }
+
+    fn in_code_system(&self, system: &str, code: &str) -> Membership {
+        TermStore::in_code_system(self, system, code)
+    }
+
+    fn display(&self, system: &str, code: &str) -> Option<&str> {
+        TermStore::display(self, system, code)
+    }
+
+    fn expansion(&self, valueset: &str) -> Option<Arc<Expansion>> {
+        TermStore::expansion(self, valueset)
     }
 }
 

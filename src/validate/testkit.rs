@@ -118,6 +118,15 @@ impl Terminology for TestTerminology {
             _ => Membership::Unknown,
         }
     }
+    fn in_code_system(&self, _system: &str, _code: &str) -> Membership {
+        Membership::Unknown
+    }
+    fn display(&self, _system: &str, _code: &str) -> Option<&str> {
+        None
+    }
+    fn expansion(&self, _valueset: &str) -> Option<Arc<super::Expansion>> {
+        None
+    }
 }
 
 fn stratifier_slice(name: &str, code: &str, value_binding: Option<&str>) -> Vec<Value> {

@@ -16,7 +16,7 @@ use super::compile::{
     CompiledSet, ElemRule, ExtKind, Kind, Matcher, Rules, Slicing, Strength, Struct, StructId,
     Test, TypeRule,
 };
-use super::invariant::{ele_1_object, ext_1};
+use super::invariant::{Env, ext_1};
 use super::jsoncmp;
 use super::path::PathStack;
 use super::primitive::{JsonKind, Prim};
@@ -272,15 +272,19 @@ where
     // ---- objects ------------------------------------------------------------------------
 
     /// Check an object against a struct: names, then each element, then the root invariants.
-    fn structure(&mut self, sid: StructId, value: &'j Value) {
+    /// Returns whether the object has a property other than `id` (for ele-1, so that objects
+    /// are iterated once).
+    fn structure(&mut self, sid: StructId, value: &'j Value) -> bool {
         let set = self.set;
         let st = &set.structs[sid as usize];
         let Some(obj) = value.as_object() else {
-            return;
+            return true;
         };
+        let mut content = false;
         let base = self.slots.len();
         self.slots.resize(base + st.elements.len(), Slot::default());
         for (k, v) in obj.iter() {
+            content |= k != "id";
             match st.lookup(k) {
                 Some(ke) => {
                     let slot = &mut self.slots[base + ke.elem as usize];
@@ -316,10 +320,29 @@ where
                         continue;
                     }
                     self.path.push(k, None, None);
-                    let msg = format!(
-                        "unknown element '{k}' in {} (not defined by {})",
-                        st.type_name, st.url
-                    );
+                    // A choice type the profile removed reads better as such than as unknown.
+                    let narrowed = st.elements.iter().find(|e| {
+                        e.choice
+                            && k.strip_prefix(e.name.as_ref()).is_some_and(|rest| {
+                                rest.starts_with(|c: char| c.is_ascii_uppercase())
+                            })
+                    });
+                    let msg = match narrowed {
+                        Some(e) => format!(
+                            "'{k}' uses a type that {} does not allow for {}[x] (allowed: {})",
+                            st.url,
+                            e.name,
+                            e.types
+                                .iter()
+                                .map(|t| t.code.as_ref())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        ),
+                        None => format!(
+                            "unknown element '{k}' in {} (not defined by {})",
+                            st.type_name, st.url
+                        ),
+                    };
                     let root = st.root_id.clone();
                     self.issue(Severity::Error, IssueType::Structure, st, &root, msg);
                     self.path.pop();
@@ -332,19 +355,39 @@ where
         }
         self.slots.truncate(base);
         for &inv in &st.invariants {
-            self.invariant(st, &st.root_id, inv, value);
+            self.invariant(st, &st.root_id, inv, value, &st.type_name);
         }
+        content
     }
 
-    fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: &'j Value) {
+    fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: &'j Value, ty: &str) {
         let i = &self.set.invariants[inv as usize];
-        if i.eval(focus) == Some(false) {
-            let code = IssueType::Invariant;
-            let msg = format!(
-                "constraint {} failed: {} (expression: {})",
-                i.key, i.human, i.expression
-            );
-            self.issue(i.severity, code, st, elem_id, msg);
+        let env = Env {
+            term: self.term,
+            resource: self.resources.last().map(|r| r.value),
+            root: self
+                .resources
+                .iter()
+                .rev()
+                .find(|r| !r.contained)
+                .map(|r| r.value),
+        };
+        match i.eval(&env, focus, ty) {
+            Ok(true) => {}
+            Ok(false) => {
+                let msg = format!(
+                    "constraint {} failed: {} (expression: {})",
+                    i.key, i.human, i.expression
+                );
+                self.issue(i.severity, IssueType::Invariant, st, elem_id, msg);
+            }
+            Err(e) => {
+                let msg = format!(
+                    "constraint {} could not be evaluated here ({e}); expression: {}",
+                    i.key, i.expression
+                );
+                self.issue(Severity::Warning, IssueType::Processing, st, elem_id, msg);
+            }
         }
     }
 
@@ -522,11 +565,11 @@ where
                 }
                 if let Some(u) = under {
                     match u.as_object() {
-                        Some(o) => {
-                            if val.is_none() && !ele_1_object(o) {
+                        Some(_) => {
+                            let content = self.structure(self.set.element_struct, u);
+                            if val.is_none() && !content {
                                 self.ele_1(st, e);
                             }
-                            self.structure(self.set.element_struct, u);
                         }
                         None => {
                             let msg = format!(
@@ -558,7 +601,9 @@ where
                 if !self.object_or_issue(st, e, t, v) {
                     return;
                 }
-                self.structure(*sid, v);
+                if !self.structure(*sid, v) {
+                    self.ele_1(st, e);
+                }
                 if t.code.as_ref() == "Reference" {
                     self.reference(st, e, t, v);
                 }
@@ -613,21 +658,21 @@ where
         }
         let focus = val.or(under);
         if let Some(f) = focus {
+            let ty = if matches!(t.code.as_ref(), "BackboneElement" | "Element") {
+                e.path.as_ref()
+            } else {
+                t.code.as_ref()
+            };
             for &inv in &e.invariants {
-                self.invariant(st, &e.id, inv, f);
+                self.invariant(st, &e.id, inv, f, ty);
             }
         }
     }
 
     fn object_or_issue(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: &'j Value) -> bool {
-        match v.as_object() {
-            Some(o) => {
-                if !ele_1_object(o) {
-                    self.ele_1(st, e);
-                }
-                true
-            }
-            None => {
+        match v.is_object() {
+            true => true,
+            false => {
                 let msg = format!(
                     "'{}' must be a JSON object ({}), found {}",
                     e.name,
@@ -786,7 +831,7 @@ where
         let set = self.set;
         let url = v.get("url").and_then(|u| u.as_str());
         let known = url.and_then(|u| set.extensions.get(u).copied());
-        match known {
+        let content = match known {
             Some(sid) => self.structure(sid, v),
             None => {
                 if let Some(u) = url {
@@ -804,13 +849,17 @@ where
                     let msg = format!("extension {u} is not known to the gateway; {what}");
                     self.issue(sev, IssueType::Extension, st, &e.id, msg);
                 }
-                self.structure(set.extension_struct, v);
+                let content = self.structure(set.extension_struct, v);
                 if !ext_1(v) {
                     let ext = &set.structs[set.extension_struct as usize];
                     let msg = "constraint ext-1 failed: Must have either extensions or value[x], not both".to_string();
                     self.issue(Severity::Error, IssueType::Invariant, ext, "Extension", msg);
                 }
+                content
             }
+        };
+        if !content {
+            self.ele_1(st, e);
         }
     }
 

@@ -43,6 +43,31 @@ fn report() -> Value {
 }
 
 #[test]
+fn load_warnings_list_each_unevaluable_invariant_once() {
+    let w = testkit::validator().load_warnings();
+    for x in w {
+        eprintln!("{x}");
+    }
+    let mut msgs: Vec<&str> = w.iter().map(|w| w.message.as_str()).collect();
+    msgs.sort();
+    msgs.dedup();
+    assert_eq!(msgs.len(), w.len());
+}
+
+#[test]
+fn base_invariants_run_through_fhirpath() {
+    let mut r = report();
+    r["period"]["start"] = json!("2025-05-01");
+    r["type"] = json!("data-collection");
+    let v = testkit::validator();
+    let o = v.validate(r.to_string().as_bytes(), &[]);
+    let i = assert_error_at(&o, "MeasureReport.period", "per-1");
+    assert_eq!(i.code, IssueType::Invariant);
+    assert_eq!(i.element_id.as_deref(), Some("Period"));
+    assert_error_at(&o, "MeasureReport", "mrp-1");
+}
+
+#[test]
 fn invalid_json_is_one_structure_error() {
     let o = testkit::validator().validate(b"{\"resourceType\": ", &[]);
     assert_eq!(o.issues.len(), 1);
@@ -479,4 +504,62 @@ fn empty_object_fails_ele_1() {
     let o = run(&r);
     let i = assert_error_at(&o, "MeasureReport.period", "ele-1");
     assert_eq!(i.code, IssueType::Invariant);
+}
+
+/// Quick local timing, not an assertion (criterion benches own the figures):
+/// `cargo test --lib --config 'profile.dev.package.pqom-gateway.opt-level=3' \
+///   --config 'profile.dev.package.sonic-rs.opt-level=3' validate::walk::tests::timing -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn timing() {
+    let bytes = testkit::reference_report(12).to_string().into_bytes();
+    let v = testkit::validator();
+    assert!(!v.validate(&bytes, &[]).has_errors());
+    let n = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let _: sonic_rs::Value = sonic_rs::Deserializer::from_slice(&bytes)
+            .use_rawnumber()
+            .deserialize()
+            .unwrap();
+    }
+    let parse = t.elapsed().as_secs_f64() / n as f64;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(v.validate(&bytes, &[]));
+    }
+    let full = t.elapsed().as_secs_f64() / n as f64;
+    let parsed: sonic_rs::Value = sonic_rs::Deserializer::from_slice(&bytes)
+        .use_rawnumber()
+        .deserialize()
+        .unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..n * 5 {
+        std::hint::black_box(v.validate_value(&parsed, &[]));
+    }
+    let walk = t.elapsed().as_secs_f64() / (n * 5) as f64;
+    fn visit(v: &sonic_rs::Value) -> usize {
+        use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+        if let Some(o) = v.as_object() {
+            o.iter().map(|(k, x)| k.len() + visit(x)).sum::<usize>() + 1
+        } else if let Some(a) = v.as_array() {
+            a.iter().map(visit).sum::<usize>() + 1
+        } else {
+            v.as_str().map_or(1, |s| s.len())
+        }
+    }
+    let t = std::time::Instant::now();
+    for _ in 0..n * 5 {
+        std::hint::black_box(visit(std::hint::black_box(&parsed)));
+    }
+    let trav = t.elapsed().as_secs_f64() / (n * 5) as f64;
+    eprintln!("bare traversal {:.0}/s", 1.0 / trav);
+    eprintln!(
+        "report {} bytes: parse {:.0}/s, walk only {:.0}/s, parse+validate {:.0}/s ({:.0} MB/s)",
+        bytes.len(),
+        1.0 / parse,
+        1.0 / walk,
+        1.0 / full,
+        bytes.len() as f64 / full / 1e6
+    );
 }

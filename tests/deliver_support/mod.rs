@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use pqom_gateway::deliver::canonical::Json;
-use pqom_gateway::deliver::directory::Directory;
+use pqom_gateway::deliver::directory::{Directory, Route};
 use pqom_gateway::deliver::forward::{
     self, Destination, ForwardInput, ForwardResource, Submission,
 };
@@ -115,37 +115,59 @@ pub fn submission(report: &[u8]) -> Vec<u8> {
     out
 }
 
-/// A signed forwarded bundle for trust RM1 carrying `report` as MeasureReport/mr-1 version
-/// `version`, signed with `key`.
+/// Routing, gateway and destination for trust RM1 (loaded once).
+pub struct Fixture {
+    pub route: Route,
+    pub gateway: Gateway,
+    pub destination: Destination,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        let dir = Directory::load(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/organisations.toml"),
+        )
+        .unwrap();
+        Fixture {
+            route: dir.route("RM1").unwrap(),
+            gateway: Gateway::new("https://pqom.example.nhs.uk/fhir", "test"),
+            destination: Destination {
+                name: "Norfolk and Waveney ICB".into(),
+                endpoint: "https://icb.example.nhs.uk/fhir/$process-message".into(),
+                receiver_ods: Some("QMM".into()),
+            },
+        }
+    }
+
+    /// A signed forwarded bundle carrying `report` as MeasureReport/mr-1 version `version`,
+    /// and the submission it came from.
+    pub fn forward(&self, key: &SigningKey, report: &[u8], version: &str) -> (Vec<u8>, Vec<u8>) {
+        let submission = submission(report);
+        let resources = [ForwardResource {
+            resource_type: "MeasureReport".into(),
+            id: "mr-1".into(),
+            version_id: version.into(),
+            last_updated: Some("2026-11-05T09:30:01.000Z".into()),
+            json: report.to_vec(),
+        }];
+        let input = ForwardInput {
+            bundle_id: uuid::Uuid::new_v4(),
+            submission: Submission {
+                body: &submission,
+                message_id: "msg-0001",
+            },
+            resources: &resources,
+            indicators: &[],
+            route: &self.route,
+            destination: &self.destination,
+            gateway: &self.gateway,
+            now: time::OffsetDateTime::now_utc(),
+        };
+        (forward::build(&input, key).unwrap().body, submission)
+    }
+}
+
+/// [`Fixture::forward`] with a fresh fixture.
 pub fn forwarded(key: &SigningKey, report: &[u8], version: &str) -> (Vec<u8>, Vec<u8>) {
-    let dir =
-        Directory::load(&Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/organisations.toml"))
-            .unwrap();
-    let route = dir.route("RM1").unwrap();
-    let submission = submission(report);
-    let resources = [ForwardResource {
-        resource_type: "MeasureReport".into(),
-        id: "mr-1".into(),
-        version_id: version.into(),
-        last_updated: Some("2026-11-05T09:30:01.000Z".into()),
-        json: report.to_vec(),
-    }];
-    let input = ForwardInput {
-        bundle_id: uuid::Uuid::new_v4(),
-        submission: Submission {
-            body: &submission,
-            message_id: "msg-0001",
-        },
-        resources: &resources,
-        indicators: &[],
-        route: &route,
-        destination: &Destination {
-            name: "Norfolk and Waveney ICB".into(),
-            endpoint: "https://icb.example.nhs.uk/fhir/$process-message".into(),
-            receiver_ods: Some("QMM".into()),
-        },
-        gateway: &Gateway::new("https://pqom.example.nhs.uk/fhir", "test"),
-        now: time::OffsetDateTime::now_utc(),
-    };
-    (forward::build(&input, key).unwrap().body, submission)
+    Fixture::new().forward(key, report, version)
 }

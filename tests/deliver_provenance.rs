@@ -1,0 +1,172 @@
+//! The Provenance in a forwarded bundle conforms to the project's own profile
+//! (`profiles/StructureDefinition-pqom-provenance.json`): its fixed values, patterns,
+//! cardinalities and FHIRPath invariants are read from the profile, so a change on either side
+//! that breaks conformance fails here.
+
+mod deliver_support;
+
+use std::path::Path;
+
+use pqom_gateway::deliver::keys::SigningKey;
+use pqom_gateway::validate::fhirpath::{EvalContext, Expr};
+use serde_json::Value;
+
+fn profile() -> Value {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("profiles/StructureDefinition-pqom-provenance.json");
+    serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap()
+}
+
+fn provenance() -> Value {
+    let (key, _) = SigningKey::generate("k").unwrap();
+    let report = deliver_support::reference_report("RM1");
+    let (bundle, _) = deliver_support::forwarded(&key, &report, "1");
+    let bundle: Value = serde_json::from_slice(&bundle).unwrap();
+    bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"].clone())
+        .find(|r| r["resourceType"] == "Provenance")
+        .unwrap()
+}
+
+/// Differential elements by path and slice name.
+fn element<'a>(sd: &'a Value, path: &str, slice: Option<&str>) -> &'a Value {
+    sd["differential"]["element"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["path"] == path && e["sliceName"].as_str() == slice)
+        .unwrap_or_else(|| panic!("profile has no element {path} slice {slice:?}"))
+}
+
+/// Values at a simple dotted path below the resource (arrays flattened).
+fn at<'a>(v: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut cur = vec![v];
+    for step in path.split('.').skip(1) {
+        cur = cur
+            .into_iter()
+            .filter_map(|n| n.get(step))
+            .flat_map(|n| match n {
+                Value::Array(a) => a.iter().collect::<Vec<_>>(),
+                other => vec![other],
+            })
+            .collect();
+    }
+    cur
+}
+
+fn pattern_matches(pattern: &Value, v: &Value) -> bool {
+    match (pattern, v) {
+        (Value::Object(p), Value::Object(o)) => p
+            .iter()
+            .all(|(k, pv)| o.get(k).is_some_and(|ov| pattern_matches(pv, ov))),
+        (Value::Array(p), Value::Array(a)) => p
+            .iter()
+            .all(|pv| a.iter().any(|av| pattern_matches(pv, av))),
+        _ => pattern == v,
+    }
+}
+
+#[test]
+fn provenance_meets_the_profile() {
+    let sd = profile();
+    let p = provenance();
+    assert_eq!(p["meta"]["profile"][0], sd["url"]);
+
+    // activity pattern
+    let activity = element(&sd, "Provenance.activity", None);
+    assert!(pattern_matches(
+        &activity["patternCodeableConcept"],
+        &p["activity"]
+    ));
+
+    // agent slices author and assembler: exactly one each, with their fixed parts
+    for slice in ["author", "assembler"] {
+        let ty = &sd["differential"]["element"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .skip_while(|e| e["sliceName"] != slice)
+            .find(|e| e["path"] == "Provenance.agent.type")
+            .unwrap()["patternCodeableConcept"];
+        let matching: Vec<&Value> = p["agent"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| pattern_matches(ty, &a["type"]))
+            .collect();
+        assert_eq!(matching.len(), 1, "agent slice {slice}");
+        if slice == "author" {
+            let system = sd["differential"]["element"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["path"] == "Provenance.agent.who.identifier.system")
+                .unwrap()["fixedUri"]
+                .clone();
+            assert_eq!(matching[0]["who"]["identifier"]["system"], system);
+            assert_eq!(matching[0]["who"]["identifier"]["value"], "RM1");
+        } else {
+            assert!(matching[0]["who"]["display"].is_string());
+        }
+    }
+
+    // entity: cardinality, role, message id system, sha256 extension
+    let entity = element(&sd, "Provenance.entity", None);
+    let entities = p["entity"].as_array().unwrap();
+    assert!(entities.len() <= entity["max"].as_str().unwrap().parse().unwrap());
+    let role = element(&sd, "Provenance.entity.role", None);
+    assert_eq!(entities[0]["role"], role["fixedCode"]);
+    let system = element(&sd, "Provenance.entity.what.identifier.system", None);
+    assert_eq!(
+        entities[0]["what"]["identifier"]["system"],
+        system["fixedUri"]
+    );
+    assert_eq!(entities[0]["what"]["identifier"]["value"], "msg-0001");
+    let sha = element(&sd, "Provenance.entity.extension", Some("sha256"));
+    let sha_profile = &sha["type"][0]["profile"][0];
+    let ext: Vec<&Value> = entities[0]["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| &x["url"] == sha_profile)
+        .collect();
+    assert_eq!(ext.len(), 1);
+    let hash = ext[0]["valueString"].as_str().unwrap();
+    assert!(
+        hash.len() == 64
+            && hash
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
+    );
+
+    // signature: one, JOSE, with data
+    let sig = element(&sd, "Provenance.signature", None);
+    let sigs = p["signature"].as_array().unwrap();
+    assert_eq!(sigs.len().to_string(), sig["max"].as_str().unwrap());
+    let fmt = element(&sd, "Provenance.signature.sigFormat", None);
+    assert_eq!(sigs[0]["sigFormat"], fmt["fixedCode"]);
+    assert!(sigs[0]["data"].is_string());
+
+    // every FHIRPath invariant in the profile holds on its elements
+    let mut checked = 0;
+    for e in sd["differential"]["element"].as_array().unwrap() {
+        for c in e["constraint"].as_array().into_iter().flatten() {
+            let expr = Expr::parse(c["expression"].as_str().unwrap()).unwrap();
+            let ctx = EvalContext::new();
+            for node in at(&p, e["path"].as_str().unwrap()) {
+                let result = expr.evaluate(&ctx, node).unwrap();
+                assert_eq!(
+                    result.as_boolean().unwrap(),
+                    Some(true),
+                    "{} fails on {node}",
+                    c["key"]
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked > 0, "no invariant was evaluated");
+}
