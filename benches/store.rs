@@ -1,8 +1,8 @@
-//! Commits per second of the reference report (docs/CONVENTIONS.md: one trust-month
-//! `pqom-annex1` MeasureReport, 12 groups each stratified by ethnic category (17) and IMD
-//! decile (10), numerator and denominator everywhere, about 145 KB) through
-//! `Store::commit_submission`: submission row with the received bytes, one resource version,
-//! its search index, one transaction, synced.
+//! Commits per second of the reference report (`pqom_gateway::samples`, docs/CONVENTIONS.md:
+//! one trust-month `pqom-annex1` MeasureReport, 12 groups each stratified by ethnic category
+//! (17) and IMD decile (10), numerator and denominator everywhere) through
+//! `Store::commit_submission`: the submission row with the received message bytes, one resource
+//! version, its search index, one transaction, synced.
 //!
 //! Also a rejected 1 KB submission, to show the fixed cost of a commit (transaction and sync).
 //!
@@ -21,96 +21,19 @@ use sqlx::sqlite::SqliteSynchronous;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use pqom_gateway::samples::{self, ReportParams};
 use pqom_gateway::store::sqlite::SqliteStore;
 use pqom_gateway::store::{self, Channel, NewSubmission, ResourceWrite, Store, SubmissionStatus};
-
-const BASE: &str = "https://fhir.pqom-gateway.org";
-const INDICATORS: [&str; 12] = [
-    "stillbirth-rate",
-    "neonatal-death-rate",
-    "pph-1500ml",
-    "oasi-tears",
-    "preterm-birth",
-    "smoking-at-delivery",
-    "caesarean-robson-1",
-    "caesarean-robson-2",
-    "caesarean-robson-5",
-    "apgar-low-5min",
-    "vbac",
-    "nnap-birth-nicu-centre",
-];
-const ETHNIC: [&str; 17] = [
-    "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z",
-];
-
-fn populations(numerator: u32, denominator: u32) -> Value {
-    let pop = |code: &str, display: &str, count: u32| {
-        json!({
-            "code": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/measure-population", "code": code, "display": display}]},
-            "count": count
-        })
-    };
-    json!([
-        pop("numerator", "Numerator", numerator),
-        pop("denominator", "Denominator", denominator)
-    ])
-}
-
-fn reference_report(identifier: &str) -> Value {
-    let groups: Vec<Value> = INDICATORS
-        .iter()
-        .enumerate()
-        .map(|(g, code)| {
-            let ethnic: Vec<Value> = ETHNIC
-                .iter()
-                .enumerate()
-                .map(|(i, c)| {
-                    let mut stratum = json!({"value": {"coding": [{
-                        "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland", "code": c}]}});
-                    stratum["population"] = populations((g + i) as u32 % 7, 40 + i as u32);
-                    stratum
-                })
-                .collect();
-            let imd: Vec<Value> = (1..=10)
-                .map(|d| {
-                    let mut stratum = json!({"value": {"coding": [{
-                        "system": format!("{BASE}/CodeSystem/imd-decile"), "code": d.to_string()}]}});
-                    stratum["population"] = populations((g + d) as u32 % 5, 60 + d as u32);
-                    stratum
-                })
-                .collect();
-            json!({
-                "code": {"coding": [{"system": format!("{BASE}/CodeSystem/pqom-indicator"), "code": code}]},
-                "population": populations(12, 680),
-                "stratifier": [
-                    {"code": [{"coding": [{"system": format!("{BASE}/CodeSystem/pqom-stratifier"), "code": "ethnic-category"}]}], "stratum": ethnic},
-                    {"code": [{"coding": [{"system": format!("{BASE}/CodeSystem/pqom-stratifier"), "code": "imd-decile"}]}], "stratum": imd}
-                ]
-            })
-        })
-        .collect();
-    json!({
-        "resourceType": "MeasureReport",
-        "meta": {"profile": [format!("{BASE}/StructureDefinition/pqom-trust-measurereport")]},
-        "identifier": [{"system": "https://fhir.rx1.nhs.uk/Id/pqom-report", "value": identifier}],
-        "status": "complete",
-        "type": "summary",
-        "measure": format!("{BASE}/Measure/pqom-annex1"),
-        "reporter": {"reference": "Organization/RX1", "identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "RX1"}},
-        "period": {"start": "2025-04-01", "end": "2025-04-30"},
-        "group": groups
-    })
-}
 
 static SEQ: AtomicU64 = AtomicU64::new(0);
 
 /// A new submission of a new report (each commit creates a logical resource).
-fn next_submission(report: &Value) -> NewSubmission {
+fn next_submission(report: &Value, message: &[u8]) -> NewSubmission {
     let n = SEQ.fetch_add(1, Ordering::Relaxed);
     let identifier = format!("bench-{n}");
     let mut resource = report.clone();
     resource["identifier"][0]["value"] = json!(identifier);
-    let body = serde_json::to_vec(&resource).expect("serialise");
+    let body = message.to_vec();
     NewSubmission {
         id: Uuid::new_v4(),
         received_at: OffsetDateTime::now_utc(),
@@ -128,7 +51,10 @@ fn next_submission(report: &Value) -> NewSubmission {
         resources: vec![ResourceWrite {
             resource_type: "MeasureReport".into(),
             resource,
-            identifier: Some(("https://fhir.rx1.nhs.uk/Id/pqom-report".into(), identifier)),
+            identifier: Some((
+                "https://fhir.pqom-gateway.org/Id/report-id".into(),
+                identifier,
+            )),
         }],
     }
 }
@@ -171,13 +97,14 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>, rt: &tokio:
     });
     group.finish();
 
-    let report = reference_report("bench");
+    let report = samples::reference_report(&ReportParams::default());
+    let message = samples::submission_bundle_bytes();
     let mut group = c.benchmark_group("commit_reference_report");
     group.throughput(Throughput::Elements(1));
     group.sample_size(30);
     group.bench_function(name, |b| {
         b.iter_batched(
-            || next_submission(&report),
+            || next_submission(&report, &message),
             |submission| {
                 rt.block_on(store.commit_submission(submission))
                     .expect("commit")
@@ -190,10 +117,11 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>, rt: &tokio:
 
 fn commits(c: &mut Criterion) {
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let size = serde_json::to_vec(&reference_report("bench"))
-        .expect("json")
-        .len();
-    eprintln!("reference report: {size} bytes as received");
+    eprintln!(
+        "reference report: {} bytes; submission message as received: {} bytes",
+        samples::reference_report_bytes().len(),
+        samples::submission_bundle_bytes().len()
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     for (name, synchronous) in [

@@ -14,6 +14,7 @@ Standard library only. Run: python3 scripts/build_examples.py
 """
 
 import copy
+import re
 import json
 import shutil
 from pathlib import Path
@@ -102,6 +103,12 @@ def allocate_capped(total, weights, caps):
     return out
 
 
+def narrative(text):
+    """Generated narrative (dom-6): a one-paragraph human summary."""
+    esc = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return {"status": "generated", "div": f'<div xmlns="http://www.w3.org/1999/xhtml"><p>{esc}</p></div>'}
+
+
 def cc(system, code, display=None):
     c = {"system": system, "code": code}
     if display:
@@ -155,6 +162,8 @@ def trust_report(ods, rid, groups, reporter_ref=None, date="2026-11-06T09:30:00Z
         "resourceType": "MeasureReport",
         "id": rid,
         "meta": {"profile": [f"{P}/pqom-trust-measurereport"]},
+        "text": narrative(f"PQOM Annex 1 report of {ORGS[ods]} ({ods}) for October 2026: "
+                          + ", ".join(g["code"]["coding"][0]["code"] for g in groups) + "."),
         "identifier": [{"system": f"{BASE}/Id/report-id", "value": f"{ods}-pqom-annex1-2026-10"}],
         "status": "complete",
         "type": "summary",
@@ -252,6 +261,7 @@ def rm1_header():
         "resourceType": "MessageHeader",
         "id": MH_ID_RM1,
         "meta": {"profile": [f"{P}/pqom-messageheader"]},
+        "text": narrative("PQOM submission from Norfolk and Norwich University Hospitals (RM1): the October 2026 pqom-annex1 report."),
         "eventCoding": {"system": f"{BASE}/CodeSystem/pqom-message-event", "code": "pqom-submission", "display": "PQOM submission"},
         "destination": [{"name": "PQOM gateway", "endpoint": "https://gateway.pqom-gateway.org/fhir/$process-message"}],
         "sender": ods_ref("RM1", UUID_ORG_RM1),
@@ -263,6 +273,7 @@ def rm1_header():
 
 def rm1_org():
     return {"resourceType": "Organization", "id": "RM1",
+            "text": narrative(f"{ORGS['RM1']} (ODS RM1), part of {ORGS['QMM']} (QMM)."),
             "identifier": [{"system": ODS, "value": "RM1"}], "active": True,
             "type": [cc("http://terminology.hl7.org/CodeSystem/organization-type", "prov", "Healthcare Provider")],
             "name": ORGS["RM1"],
@@ -296,6 +307,8 @@ def indicator_report(rid, level, ods, code, num, den, score, unit, completeness=
     r = {
         "resourceType": "MeasureReport", "id": rid,
         "meta": {"profile": [f"{P}/pqom-indicator-measurereport"]},
+        "text": narrative(f"{INDICATOR_TITLES[code]}, {ORGS[ods]} ({ods}), October 2026: {num} / {den} = {score} {unit}."
+                          + (f" {completeness[0]} of {completeness[1]} trusts reported." if completeness else "")),
         "extension": ext,
         "status": status, "type": "summary",
         "measure": f"{BASE}/Measure/{code}",
@@ -317,6 +330,7 @@ def measure_example():
     return {
         "resourceType": "Measure", "id": "example-smoking-at-delivery",
         "meta": {"profile": [f"{P}/pqom-measure"]},
+        "text": narrative("Smoking at time of delivery (example indicator Measure): proportion, monthly, lower is better."),
         "extension": [
             {"url": f"{P}/pqom-measure-kind", "valueCode": "proportion"},
             {"url": f"{P}/pqom-measure-frequency", "valueCode": "monthly"},
@@ -356,29 +370,41 @@ SHA = "9c4e1f0a7b3d52e8c6a19f4d07e2b8356a1c9d0e4f7b2a6c8d1e3f5a7b9c0d2e"
 
 
 def provenance_example():
+    """The shape src/deliver/provenance.rs builds: contained gateway Device, three agents, two source entities."""
+    gateway = {"reference": "#gateway", "type": "Device", "display": "pqom-gateway 0.1.0 (pqom-eoe-1)"}
     return {
         "resourceType": "Provenance", "id": "fwd-rm1-submission-2026-10",
         "meta": {"profile": [f"{P}/pqom-provenance"]},
+        "text": narrative("Forwarded by pqom-gateway on 6 November 2026: RM1's October 2026 submission, signed (JWS)."),
+        "contained": [{
+            "resourceType": "Device", "id": "gateway",
+            "identifier": [{"system": f"{BASE}/Id/gateway-instance", "value": "pqom-eoe-1"}],
+            "deviceName": [{"name": "pqom-gateway", "type": "manufacturer-name"}],
+            "version": [{"value": "0.1.0"}],
+            "url": "https://gateway.pqom-gateway.org/fhir",
+        }],
         "target": [{"reference": "MeasureReport/rm1-pqom-annex1-2026-10/_history/1"},
                    {"reference": "MeasureReport/rm1-stillbirth-rate-2026-10/_history/1"}],
         "recorded": "2026-11-06T09:30:14.218Z",
-        "activity": cc("http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "transmit", "Transmit"),
+        "activity": cc("http://terminology.hl7.org/CodeSystem/iso-21089-lifecycle", "transmit", "Transmit Record Lifecycle Event"),
         "agent": [
             {"type": cc("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "author", "Author"),
-             "who": ods_ref("RM1")},
-            {"type": cc("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"),
-             "who": {"reference": "Device/pqom-gateway", "display": "pqom-gateway 0.1.0"}},
+             "who": {"type": "Organization", **ods_ref("RM1")}},
+            {"type": cc("http://terminology.hl7.org/CodeSystem/provenance-participant-type", "assembler", "Assembler"), "who": gateway},
+            {"type": cc(f"{BASE}/CodeSystem/pqom-provenance-agent-type", "transmitter", "Transmitter"), "who": gateway},
         ],
-        "entity": [{
-            "extension": [{"url": f"{P}/pqom-content-sha256", "valueString": SHA}],
-            "role": "source",
-            "what": {"identifier": {"system": f"{BASE}/Id/message-id", "value": MH_ID_RM1},
-                     "display": "PQOM submission RM1-PQOM-2026-10-0001 from RM1"},
-        }],
+        "entity": [
+            {"role": "source",
+             "what": {"type": "MessageHeader", "identifier": {"system": f"{BASE}/Id/message-header-id", "value": MH_ID_RM1},
+                      "display": "submission message from RM1"}},
+            {"role": "source",
+             "what": {"type": "Bundle", "identifier": {"system": f"{BASE}/Id/submission-sha256", "value": SHA},
+                      "display": "SHA-256 of the submission as received"}},
+        ],
         "signature": [{
             "type": [{"system": "urn:iso-astm:E1762-95:2013", "code": "1.2.840.10065.1.12.1.14", "display": "Source Signature"}],
             "when": "2026-11-06T09:30:14.218Z",
-            "who": {"reference": "Device/pqom-gateway", "display": "pqom-gateway 0.1.0"},
+            "who": {"reference": "#gateway", "type": "Device"},
             "targetFormat": "application/fhir+json",
             "sigFormat": "application/jose",
             # base64 of a detached-payload JWS (ES256): header..signature
@@ -591,11 +617,45 @@ def main():
     invalid("Provenance-no-signature.json", prov, pvar(lambda p: p.pop("signature")), "signature is required", "Provenance", "structure")
     invalid("Provenance-no-assembler.json", prov, pvar(lambda p: p["agent"].pop(1)),
             "the gateway (assembler) agent is required", "Provenance", "structure")
-    invalid("Provenance-sha256-not-hex.json", prov, pvar(lambda p: p["entity"][0]["extension"][0].update(valueString="nOFfDSsh1BXSyzHzxDnVgpt3mh5kHjsJ4Y5rHmlgnUQ=")),
-            "the digest must be 64 lower-case hex digits (pqom-30)", "Provenance.entity[0].extension[0]", "invariant")
+    invalid("Provenance-sha256-not-hex.json", prov,
+            pvar(lambda p: p["entity"][1]["what"]["identifier"].update(value="nOFfDSsh1BXSyzHzxDnVgpt3mh5kHjsJ4Y5rHmlgnUQ=")),
+            "the digest must be 64 lower-case hex digits, not base64 (pqom-30)", "Provenance.entity[1].what.identifier.value", "invariant")
+    invalid("Provenance-no-sha256-entity.json", prov, pvar(lambda p: p["entity"].pop(1)),
+            "the SHA-256 entity is required", "Provenance.entity", "required")
     invalid("Provenance-author-not-ods.json", prov,
             pvar(lambda p: p["agent"][0]["who"]["identifier"].update(system="urn:oid:2.16.840.1.113883.2.1.3.2.4.18.48")),
             "the author must be identified by the ODS organisation code system", "Provenance.agent[0].who.identifier.system", "value")
+
+    # Missing and surplus elements are reported where the element is (the gateway engine's convention, and
+    # what an integration engineer needs): a missing element at its own path with issue code `required`, too
+    # many repetitions at the element with `structure`. (The HL7 Java validator reports both at the parent
+    # with `structure`.)
+    at_element = {
+        "MeasureReport-trust-no-date.json": ("MeasureReport.date", "required"),
+        "MeasureReport-trust-no-identifier.json": ("MeasureReport.identifier", "required"),
+        "MeasureReport-trust-period-no-end.json": ("MeasureReport.period.end", "required"),
+        "MeasureReport-trust-group-no-code.json": (f"{g0}.code", "required"),
+        "MeasureReport-trust-group-count-missing.json": (f"{g0}.population[1].count", "required"),
+        "MeasureReport-trust-stratum-count-missing.json": (f"{g0}.stratifier[1].stratum[2].population[0].count", "required"),
+        "Bundle-submission-entry-no-fullurl.json": ("Bundle.entry[0].fullUrl", "required"),
+        "Bundle-submission-report-no-reporter.json": ("Bundle.entry[1].resource.reporter", "required"),
+        "MessageHeader-no-sender.json": ("MessageHeader.sender", "required"),
+        "MessageHeader-sender-no-identifier.json": ("MessageHeader.sender.identifier", "required"),
+        "MessageHeader-no-focus.json": ("MessageHeader.focus", "required"),
+        "MessageHeader-no-id.json": ("MessageHeader.id", "required"),
+        "MessageHeader-event-uri.json": ("MessageHeader.eventUri", "structure"),
+        "MeasureReport-indicator-no-reporting-level.json": ("MeasureReport.extension", "required"),
+        "MeasureReport-indicator-score-no-value.json": ("MeasureReport.group[0].measureScore.value", "required"),
+        "MeasureReport-indicator-two-groups.json": ("MeasureReport.group", "structure"),
+        "Measure-no-version.json": ("Measure.version", "required"),
+        "Measure-group-no-code.json": ("Measure.group[0].code", "required"),
+        "Provenance-no-signature.json": ("Provenance.signature", "required"),
+        "Provenance-no-assembler.json": ("Provenance.agent", "required"),
+    }
+    for i, (name, prof, res, desc, expr, code) in enumerate(INVALID):
+        if name in at_element:
+            INVALID[i] = (name, prof, res, desc, *at_element.pop(name))
+    assert not at_element, f"unknown invalid examples: {sorted(at_element)}"
 
     # ---- write --------------------------------------------------------------------------------
     for d in ("valid", "invalid"):
@@ -603,16 +663,22 @@ def main():
         (EX / d).mkdir(parents=True)
     manifest = {"description": "PQOM example instances. Valid ones validate with no errors against `profile`; each invalid one breaks exactly one rule "
                                "and must produce an error whose expression and issue code are `expression` and `code` "
-                               "(expressions and codes follow the HL7 Java validator: cardinality = structure at the parent element, "
-                               "fixed value = value, binding = code-invalid, invariant = invariant at the element the invariant is defined on).",
+                               "(a missing element: `required` at the element's own path; too many repetitions or an element a closed slicing or the "
+                               "profile does not allow: `structure`; a fixed value: `value`; a required binding: `code-invalid` at the coded element; "
+                               "an invariant: `invariant` at the element the invariant is defined on).",
                 "examples": []}
     for name, prof, res, desc in VALID:
         (EX / "valid" / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n")
         manifest["examples"].append({"file": f"valid/{name}", "profile": prof, "valid": True, "description": desc})
     for name, prof, res, desc, expr, code in INVALID:
         (EX / "invalid" / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n")
-        manifest["examples"].append({"file": f"invalid/{name}", "profile": prof, "valid": False, "description": desc,
-                                     "error": {"expression": expr, "code": code}})
+        error = {"expression": expr, "code": code}
+        if code == "invariant":
+            # The invariant's key, named in the description: "(pqom-4)", "(base invariant per-1)", "(bdl-12)".
+            key = re.search(r"\((?:base invariant )?([a-z]+-\d+)\)", desc)
+            assert key, f"{name}: name the invariant key in the description"
+            error["key"] = key.group(1)
+        manifest["examples"].append({"file": f"invalid/{name}", "profile": prof, "valid": False, "description": desc, "error": error})
     (EX / "manifest.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
     print(f"wrote {len(VALID)} valid and {len(INVALID)} invalid examples to {EX.relative_to(ROOT)}/")
 

@@ -180,6 +180,16 @@ def build_terminology():
         ],
     )
 
+    codesystem(
+        "pqom-provenance-agent-type",
+        "PqomProvenanceAgentType",
+        "PQOM provenance agent type",
+        "Provenance agent roles that R4's provenance-participant-type lacks. The binding on Provenance.agent.type is extensible.",
+        [("transmitter", "Transmitter", "The system that transmitted the record to its recipient (the gateway, when forwarding).")],
+    )
+    valueset("pqom-provenance-agent-type", "PqomProvenanceAgentType", "PQOM provenance agent type",
+             "All PQOM provenance agent types.", [{"system": f"{BASE}/CodeSystem/pqom-provenance-agent-type"}])
+
     # The UK Core ethnic category CodeSystem, copied unchanged (Apache 2.0; licence kept in its copyright element).
     uk = json.loads(UKCORE_SRC.read_text()) if UKCORE_SRC.exists() else json.loads((OUT / "CodeSystem-UKCore-EthnicCategoryEngland.json").read_text())
     emit(uk)
@@ -268,17 +278,24 @@ def build_terminology():
         usage="MeasureReport.identifier (slice pqomReportId of the trust MeasureReport profile).",
     )
     naming(
-        "pqom-message-id", "PqomMessageId",
-        "Identifier of a FHIR message received by the gateway: the MessageHeader.id of the message as the sender sent it. "
-        "Provenance.entity.what.identifier uses it to name the original message a forwarded bundle came from.",
-        f"{BASE}/Id/message-id",
-        usage="Provenance.entity.what.identifier.",
+        "pqom-message-header-id", "PqomMessageHeaderId",
+        "Identifier of a FHIR message the gateway received: the MessageHeader.id of the submission as the trust sent it. "
+        "The forwarding Provenance names the original message with it (entity slice message).",
+        f"{BASE}/Id/message-header-id",
+        usage="Provenance.entity.what.identifier (slice message).",
     )
     naming(
-        "pqom-sha256", "PqomSha256",
-        "SHA-256 digest, as 64 lower-case hexadecimal digits, of the exact bytes of a received message (before any parsing or re-serialisation).",
-        f"{BASE}/Id/sha256",
-        usage="Provenance.entity.what.identifier (second identifier) and extension pqom-content-sha256.",
+        "pqom-submission-sha256", "PqomSubmissionSha256",
+        "SHA-256 digest, as 64 lower-case hexadecimal digits, of the exact bytes of a submission as the gateway received it "
+        "(before any parsing or re-serialisation). Binds a forwarded bundle to what the trust sent.",
+        f"{BASE}/Id/submission-sha256",
+        usage="Provenance.entity.what.identifier (slice sha256).",
+    )
+    naming(
+        "pqom-gateway-instance", "PqomGatewayInstance",
+        "Identifier of one pqom-gateway instance (the Device that assembles, signs and forwards).",
+        f"{BASE}/Id/gateway-instance",
+        usage="Device.identifier of the gateway Device contained in forwarding Provenance.",
     )
 
 
@@ -404,14 +421,6 @@ def build_extensions():
         "Narrative that goes with a group's counts: themes and actions for qualitative items (incident themes, service user and staff feedback, "
         "external concerns, Regulation 28 reports), or a commentary on a numeric indicator. Markdown, no patient-identifiable information.",
         ["MeasureReport.group"], "markdown", "Themes and actions (markdown)",
-    )
-    simple_extension(
-        "pqom-content-sha256", "PqomContentSha256", "SHA-256 of the received bytes",
-        "SHA-256 digest of the exact bytes the gateway received for the entity (before any parsing or re-serialisation), as 64 lower-case hexadecimal digits. "
-        "Lets a subscriber check that the forwarded content is the content the trust sent.",
-        ["Provenance.entity"], "string", "SHA-256, 64 lower-case hex digits",
-        constraints=[constraint("pqom-30", "The digest is 64 lower-case hexadecimal digits",
-                                "value.matches('^[0-9a-f]{64}$')")],
     )
     url = f"{BASE}/StructureDefinition/pqom-completeness"
     extension_sd(
@@ -798,9 +807,9 @@ def build_provenance():
     ag = f"{p}.agent"
     profile(
         "pqom-provenance", "PqomProvenance", "PQOM forwarding Provenance", p,
-        "The Provenance the gateway adds to every bundle it forwards: which resources (versioned), when, from which trust (author, by ODS code), "
-        "assembled by which gateway (Device), from which original message (its MessageHeader id and the SHA-256 of the bytes received), "
-        "signed with a JWS by the gateway.",
+        "The Provenance the gateway adds to every bundle it forwards (built by src/deliver/provenance.rs): which resources (versioned), when, "
+        "from which trust (author, by ODS code), assembled and transmitted by which gateway (Device), from which original message (its MessageHeader id "
+        "and the SHA-256 of the bytes received), signed with a JWS by the gateway.",
         [
             element(p, short="PQOM forwarding provenance"),
             element(f"{p}.target", short="The forwarded resources, as versioned references",
@@ -821,14 +830,24 @@ def build_provenance():
             element(f"{ag}:assembler.type", min=1, patternCodeableConcept={"coding": [{"system": "http://terminology.hl7.org/CodeSystem/provenance-participant-type", "code": "assembler"}]}),
             element(f"{ag}:assembler.who", type=[{"code": "Reference", "targetProfile": [f"{R4}/Device"]}], short="The gateway instance (Device)"),
             element(f"{ag}:assembler.who.display", min=1, short="Gateway name and version"),
-            element(f"{p}.entity", min=1, max="1", short="The original message"),
-            element(f"{p}.entity.extension", slicing={"discriminator": [{"type": "value", "path": "url"}], "rules": "open"}),
-            element(f"{p}.entity.extension:sha256", min=1, max="1", short="SHA-256 of the bytes received",
-                    type=[{"code": "Extension", "profile": [f"{BASE}/StructureDefinition/pqom-content-sha256"]}]),
+            element(f"{ag}:transmitter", min=0, max="1", short="The gateway, as the system that transmitted the bundle"),
+            element(f"{ag}:transmitter.type", min=1, patternCodeableConcept={"coding": [{"system": f"{BASE}/CodeSystem/pqom-provenance-agent-type", "code": "transmitter"}]}),
+            element(f"{ag}:transmitter.who", type=[{"code": "Reference", "targetProfile": [f"{R4}/Device"]}]),
+            element(f"{p}.entity", min=2, short="The original message: its MessageHeader id and the SHA-256 of its bytes",
+                    definition="Two source entities describe the one submission, because a Reference holds one identifier: the MessageHeader id "
+                               "(what the trust and the gateway correlate on) and the SHA-256 of the bytes received (what binds the exact content).",
+                    slicing={"discriminator": [{"type": "value", "path": "what.identifier.system"}], "rules": "open",
+                             "description": "By the identifier system of the entity."}),
             element(f"{p}.entity.role", fixedCode="source"),
-            element(f"{p}.entity.what.identifier", min=1, short="The original message's MessageHeader.id"),
-            element(f"{p}.entity.what.identifier.system", min=1, fixedUri=f"{BASE}/Id/message-id"),
+            element(f"{p}.entity.what.identifier", min=1),
+            element(f"{p}.entity.what.identifier.system", min=1),
             element(f"{p}.entity.what.identifier.value", min=1),
+            element(f"{p}.entity:message", min=1, max="1", short="The submission's MessageHeader.id"),
+            element(f"{p}.entity:message.what.identifier.system", min=1, fixedUri=f"{BASE}/Id/message-header-id"),
+            element(f"{p}.entity:sha256", min=1, max="1", short="SHA-256 of the submission bytes as received"),
+            element(f"{p}.entity:sha256.what.identifier.system", min=1, fixedUri=f"{BASE}/Id/submission-sha256"),
+            element(f"{p}.entity:sha256.what.identifier.value", min=1, short="64 lower-case hex digits",
+                    constraint=[constraint("pqom-30", "The digest is 64 lower-case hexadecimal digits", "matches('^[0-9a-f]{64}$')")]),
             element(f"{p}.signature", min=1, max="1", short="JWS signature by the gateway",
                     definition="A JSON Web Signature (detached payload) over the forwarded bundle, made by the gateway's key."),
             element(f"{p}.signature.who", short="The gateway Device that signed",
@@ -872,6 +891,14 @@ def main():
         ids.add(name)
         check_no_empty(res, name)
         (OUT / name).write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n")
+    # Remove files this script wrote last time but no longer generates (profiles/ also holds the catalogue's files,
+    # so only our own list is trusted).
+    listing = OUT / ".build_profiles.files"
+    previous = set(listing.read_text().split()) if listing.exists() else set()
+    for stale in sorted(previous - ids):
+        (OUT / stale).unlink(missing_ok=True)
+        print(f"removed stale {stale}")
+    listing.write_text("".join(f"{n}\n" for n in sorted(ids)))
     print(f"wrote {len(RESOURCES)} resources to {OUT.relative_to(ROOT)}/")
 
 

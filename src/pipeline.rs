@@ -30,11 +30,37 @@ use crate::store::{
 
 pub use crate::ingest::Limits;
 
+mod indicators;
+pub use indicators::CATALOGUE_ID_SYSTEM;
+
 /// The validation plug point. The validator (profiles, FHIRPath invariants, terminology)
 /// implements it; errors in the outcome reject the submission, warnings are kept with it.
 pub trait Validate: Send + Sync {
     /// Validate `body` (exactly as received), a resource of type `resource_type`.
     fn validate(&self, body: &[u8], resource_type: &str) -> Outcome;
+}
+
+/// The profile every submission is checked against, by resource type: what a trust sends must
+/// conform to the PQOM profile for it, whether or not it names the profile in `meta.profile`
+/// (the engine also checks any profiles the resource names).
+pub fn submission_profile(resource_type: &str) -> Option<&'static str> {
+    match resource_type {
+        "Bundle" => {
+            Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-submission-bundle")
+        }
+        "MeasureReport" => {
+            Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-trust-measurereport")
+        }
+        "Measure" => Some("https://fhir.pqom-gateway.org/StructureDefinition/pqom-measure"),
+        _ => None,
+    }
+}
+
+impl Validate for crate::validate::Validator {
+    fn validate(&self, body: &[u8], resource_type: &str) -> Outcome {
+        let profiles: Vec<&str> = submission_profile(resource_type).into_iter().collect();
+        crate::validate::Validator::validate(self, body, &profiles)
+    }
 }
 
 /// Why a submission was rejected.
@@ -125,6 +151,8 @@ pub struct Pipeline {
     limits: Limits,
     validator: Option<Arc<dyn Validate>>,
     endpoint: String,
+    /// The map stage (Annex 1 indicators); `None`: submissions are stored unmapped.
+    mapper: Option<Arc<crate::map::Mapper>>,
 }
 
 impl Pipeline {
@@ -134,6 +162,7 @@ impl Pipeline {
             limits,
             validator: None,
             endpoint: "urn:pqom-gateway".to_owned(),
+            mapper: None,
         }
     }
 
@@ -198,7 +227,11 @@ impl Pipeline {
                 resource: resource.clone(),
             })
             .collect();
+        let mapped = self.map_submission(&message.bundle);
         let mut issues = validation.issues;
+        if let Some((_, map_issues)) = &mapped {
+            issues.extend(map_issues.iter().cloned());
+        }
         issues.extend(message.focus.iter().map(|f| {
             Issue::information(
                 IssueType::Informational,
@@ -225,6 +258,8 @@ impl Pipeline {
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(_) => {
                 count("message", "accepted", "none");
+                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
+                    .await;
                 Ok(MessageResult::Responded {
                     response,
                     code: ResponseCode::Ok,
@@ -262,9 +297,9 @@ impl Pipeline {
             resources: Vec::new(),
         };
         let submission_id = submission.id;
-        match self.store.commit_submission(submission).await? {
-            CommitOutcome::DuplicateMessage(previous) => Ok(replay(previous)),
-            CommitOutcome::Committed(_) => {
+        match record_rejection(&*self.store, submission).await {
+            Some(CommitOutcome::DuplicateMessage(previous)) => Ok(replay(previous)),
+            _ => {
                 count("message", "rejected", rejection.reason());
                 Ok(match response {
                     Some(response) => MessageResult::Responded {
@@ -352,11 +387,17 @@ impl Pipeline {
                 }
             }
         }
-        let (body, validation) = self.validate(body, resource_type).await?;
+        let (body, mut validation) = self.validate(body, resource_type).await?;
         if validation.has_errors() {
             return self
                 .reject_rest(body, sender, Rejection::Invalid(validation))
                 .await;
+        }
+        let mapped = (resource_type == "MeasureReport")
+            .then(|| self.map_submission(&resource.json))
+            .flatten();
+        if let Some((_, map_issues)) = &mapped {
+            validation.issues.extend(map_issues.iter().cloned());
         }
         let submission = NewSubmission {
             id: Uuid::new_v4(),
@@ -375,9 +416,12 @@ impl Pipeline {
                 resource: resource.json,
             }],
         };
+        let submission_id = submission.id;
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(mut written) if !written.is_empty() => {
                 count("rest", "accepted", "none");
+                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
+                    .await;
                 Ok(CreateResult::Created {
                     resource: written.swap_remove(0),
                     outcome: validation,
@@ -412,7 +456,7 @@ impl Pipeline {
             resources: Vec::new(),
         };
         let submission_id = submission.id;
-        self.store.commit_submission(submission).await?;
+        record_rejection(&*self.store, submission).await;
         count("rest", "rejected", rejection.reason());
         Ok(CreateResult::Rejected {
             rejection,
@@ -435,6 +479,19 @@ impl Pipeline {
             (body, outcome)
         })
         .await?)
+    }
+}
+
+/// Record a rejected submission. The submitter's mistake is answered (4xx) even when it cannot
+/// be recorded: retrying would not help them, fixing the input will. The failure is logged.
+async fn record_rejection(store: &dyn Store, submission: NewSubmission) -> Option<CommitOutcome> {
+    let id = submission.id;
+    match store.commit_submission(submission).await {
+        Ok(outcome) => Some(outcome),
+        Err(error) => {
+            tracing::warn!(submission = %id, error = %error, "a rejected submission could not be recorded");
+            None
+        }
     }
 }
 

@@ -177,6 +177,35 @@ pub async fn search(
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let params = query_pairs(raw.as_deref());
+    if resource_type == "MeasureReport" {
+        // Indicator Measures are answered from the stored indicator values (the map stage).
+        if let Some(reports) = state.pipeline.indicator_reports(&params).await? {
+            let reports = reports.map_err(ApiError::BadRequest)?;
+            let self_link = format!(
+                "{}/MeasureReport?{}",
+                base_url(&state, &headers),
+                raw.as_deref().unwrap_or("")
+            );
+            let total = u32::try_from(reports.len()).ok();
+            let entries = reports
+                .into_iter()
+                .map(|r| {
+                    json!({
+                        "fullUrl": format!("urn:uuid:{}", uuid::Uuid::new_v4()),
+                        "resource": r,
+                        "search": { "mode": "match" },
+                    })
+                })
+                .collect();
+            let bundle = typed::bundle_of_stored(
+                BundleKind::Searchset,
+                total,
+                &[("self", self_link)],
+                entries,
+            )?;
+            return Ok(fhir(StatusCode::OK, format, &bundle));
+        }
+    }
     let query = SearchQuery::parse(resource_type, &params).map_err(ApiError::BadRequest)?;
     let page = state.pipeline.store().search(resource_type, &query).await?;
     let base = base_url(&state, &headers);
@@ -196,13 +225,7 @@ pub async fn search(
     };
     let mut links = vec![("self", link_to(&params))];
     if let Some(cursor) = &page.next {
-        let mut next: Vec<(String, String)> = params
-            .iter()
-            .filter(|(k, _)| k != "_cursor")
-            .cloned()
-            .collect();
-        next.push(("_cursor".to_owned(), cursor.clone()));
-        links.push(("next", link_to(&next)));
+        links.push(("next", link_to(&SearchQuery::next_params(&params, cursor))));
     }
     // The total is only free when everything fits on the first page.
     let total = (query.after.is_none() && page.next.is_none())
@@ -360,8 +383,13 @@ pub async fn metadata(
             });
         }
     }
+    let base = base_url(&state, &headers);
     let caps = Capabilities {
-        base_url: base_url(&state, &headers),
+        messaging_endpoint: Some(format!(
+            "{base}{}",
+            routes::PROCESS_MESSAGE.path.trim_start_matches("/fhir")
+        )),
+        base_url: base,
         resources,
         operations: OPERATIONS.iter().map(|o| (o.name, o.definition)).collect(),
         supported_messages: Vec::new(),

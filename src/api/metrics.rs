@@ -16,9 +16,10 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const DURATION: &str = "pqom_http_request_duration_seconds";
 
-/// The recorder, installed on first use. When another recorder is already installed (a host
-/// application's), a local one still renders this crate's series for `/metrics`... only if it
-/// is the global one, so the error is logged and the handle returned renders what it has.
+/// The process-wide Prometheus recorder, installed on first use (the `metrics` facade has one
+/// global recorder, and tests start many routers in one process). If a host application
+/// installed another recorder first, this one is not global: `/metrics` then renders nothing,
+/// and a warning says so.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE

@@ -12,6 +12,7 @@ mod handlers;
 pub mod metrics;
 pub mod negotiate;
 pub mod routes;
+mod validate_op;
 
 use std::sync::Arc;
 
@@ -36,6 +37,8 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The gateway's signing keys; their public halves are served at `/.well-known/jwks.json`.
     pub keys: Option<Arc<crate::deliver::keys::KeyRing>>,
+    /// The validator behind `$validate` (None: the operation answers 503).
+    pub validator: Option<crate::validate::Validator>,
 }
 
 impl AppState {
@@ -46,11 +49,17 @@ impl AppState {
             base_url: None,
             metrics: metrics::handle(),
             keys: None,
+            validator: None,
         }
     }
 
     pub fn with_profiles(mut self, profiles: Vec<(String, String)>) -> Self {
         self.profiles = Arc::new(profiles);
+        self
+    }
+
+    pub fn with_validator(mut self, validator: crate::validate::Validator) -> Self {
+        self.validator = Some(validator);
         self
     }
 
@@ -95,6 +104,7 @@ pub fn router(state: AppState) -> Router {
             router = router.route(&interaction.path(ty), method);
         }
     }
+    router = validate_op::add_routes(router);
     let limit = state.pipeline.limits().max_body_bytes;
     router
         .fallback(handlers::no_route)

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Args, Subcommand, ValueEnum};
 
-use crate::map::Catalogue;
+use crate::map::{Catalogue, MapOutcome, Mapper};
 
 #[derive(Debug, Args)]
 pub struct CatalogueArgs {
@@ -91,7 +91,111 @@ fn export(catalogue: &Path, out: &Path, check: bool) -> Result<(), String> {
     Ok(())
 }
 
-pub fn run_map(_args: MapArgs) -> ExitCode {
-    eprintln!("error: the mapping engine is not built yet");
-    ExitCode::FAILURE
+pub fn run_map(args: MapArgs) -> ExitCode {
+    let mapper = match Mapper::load(&args.mappings) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let input: serde_json::Value = match std::fs::read(&args.file)
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+    {
+        Ok(v) => v,
+        Err(e) => {
+            eprintln!("error: {}: {e}", args.file.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    let outcome = mapper.map_report(&input);
+    match args.format {
+        Format::Json => {
+            let issues: Vec<_> = outcome.issues.iter().map(|i| i.to_json()).collect();
+            let mut v = serde_json::to_value(&outcome).unwrap_or_default();
+            v["issues"] = serde_json::Value::Array(issues);
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+        }
+        Format::Text => print!("{}", render_text(&outcome)),
+    }
+    ExitCode::SUCCESS
+}
+
+/// The outcome as a table a person can read: one line per value, then why.
+pub fn render_text(o: &MapOutcome) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:<30} {:<6} {:<23} {:<28} {:>8} {:>8} {:>10}  rule",
+        "indicator", "trust", "period", "stratum", "num", "den", "value"
+    );
+    for v in &o.values {
+        let stratum = v.stratum.as_ref().map_or_else(
+            || "total".to_owned(),
+            |k| format!("{}={}", k.stratifier, k.code),
+        );
+        let den = v
+            .denominator
+            .map_or_else(|| "-".to_owned(), |d| d.to_string());
+        let value = v
+            .value
+            .map_or_else(|| "-".to_owned(), |x| format!("{x:.2}"));
+        let rule = o.trace.get(v.hit).map_or("", |h| h.rule.as_str());
+        let _ = writeln!(
+            s,
+            "{:<30} {:<6} {:<23} {:<28} {:>8} {:>8} {:>10}  {}",
+            v.indicator,
+            v.trust,
+            format!("{}..{}", v.period.start, v.period.end),
+            stratum,
+            v.numerator,
+            den,
+            value,
+            rule
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{} value(s) from {} group(s)",
+        o.values.len(),
+        o.trace.len()
+    );
+    for h in &o.trace {
+        let _ = writeln!(
+            s,
+            "  {} <- {} group `{}` ({}) by {}",
+            h.indicator, h.measure, h.group, h.expression, h.rule
+        );
+        for n in &h.notes {
+            let _ = writeln!(s, "      note: {n}");
+        }
+    }
+    if !o.unmapped.is_empty() {
+        let _ = writeln!(s, "\nunmapped ({}):", o.unmapped.len());
+        for u in &o.unmapped {
+            let _ = writeln!(
+                s,
+                "  {} group {} ({}): {}",
+                u.measure,
+                u.group.as_deref().unwrap_or("(no code)"),
+                u.expression,
+                u.reason
+            );
+        }
+    }
+    if !o.issues.is_empty() {
+        let _ = writeln!(s, "\nissues ({}):", o.issues.len());
+        for i in &o.issues {
+            let _ = writeln!(
+                s,
+                "  {} {}: {}",
+                i.severity.code(),
+                i.expression.as_deref().unwrap_or("-"),
+                i.diagnostics
+            );
+        }
+    }
+    s
 }

@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 
 pub mod map;
 pub mod serve;
+pub mod validate;
 pub mod verify;
 
 #[derive(Debug, Parser)]
@@ -29,6 +30,8 @@ pub enum Command {
     Catalogue(map::CatalogueArgs),
     /// Check a forwarded bundle: signature (kid, alg, value), source hash and Provenance targets.
     Verify(verify::VerifyArgs),
+    /// Validate FHIR JSON files or folders against base R4, the PQOM profiles and any --ig.
+    Validate(validate::ValidateArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -40,6 +43,7 @@ pub fn main() -> ExitCode {
         Command::Map(args) => map::run_map(args),
         Command::Catalogue(args) => map::run_catalogue(args),
         Command::Verify(args) => verify::run(args),
+        Command::Validate(args) => validate::run(args),
     }
 }
 

@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use std::sync::Arc;
+
 use clap::Args;
 
 use crate::api::{self, AppState};
@@ -27,7 +29,11 @@ pub enum StartError {
     Serve(#[from] server::ServeError),
     #[error("cannot load the signing keys")]
     Keys(#[from] crate::deliver::keys::KeyError),
-    #[error("cannot load sample data: {0}")]
+    #[error("cannot load the conformance resources: {0}")]
+    Profiles(#[from] crate::validate::LoadError),
+    #[error("cannot load the mappings: {0}")]
+    Mappings(#[from] crate::map::MapLoadError),
+    #[error("cannot prepare the gateway: {0}")]
     Demo(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
@@ -101,12 +107,33 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     let addr = bound.local_addr().map_err(server::ServeError::Io)?;
     let scheme = if bound.is_tls() { "https" } else { "http" };
     let base = format!("{scheme}://{addr}");
-    let pipeline = Pipeline::new(store, limits).with_endpoint(format!("{base}/fhir"));
+    let validator = load_validator(&config).await?;
+    let profiles = validator
+        .profiles()
+        .into_iter()
+        .filter(|url| url.starts_with(crate::fhir::CANONICAL_BASE))
+        .filter_map(|url| Some((validator.profile_type(url)?.to_owned(), url.to_owned())))
+        .collect();
+    let mapper = Arc::new(crate::map::Mapper::load(&config.mappings_dir)?);
+    let pipeline = Pipeline::new(store, limits)
+        .with_endpoint(format!("{base}/fhir"))
+        .with_validator(validator)
+        .with_mapper(mapper);
+    // The catalogue's Measures are served like any stored Measure (GET /fhir/Measure); publishing
+    // is idempotent, so each start writes only what changed.
+    let published = pipeline
+        .publish_catalogue()
+        .await
+        .map_err(|e| StartError::Demo(format!("publishing the indicator catalogue: {e}")))?;
+    tracing::info!(published, "indicator catalogue published");
     if demo.is_some() {
         load_samples(&pipeline).await?;
     }
     let keys = crate::deliver::keys::KeyRing::load(&config.signing, &config.data_dir)?;
-    let state = AppState::new(pipeline).with_keys(std::sync::Arc::new(keys));
+    let state = AppState::new(pipeline)
+        .with_profiles(profiles)
+        .with_base_url(format!("{base}/fhir"))
+        .with_keys(std::sync::Arc::new(keys));
     let router = api::router(state);
 
     // The one line on stdout: scripts and tests read the address from it (logs go to stderr).
@@ -120,6 +147,35 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         .await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Base R4 definitions, then the PQOM profile set. Loading compiles every profile, so a broken
+/// profile stops the start here, naming the file and element.
+async fn load_validator(config: &Config) -> Result<Arc<crate::validate::Validator>, StartError> {
+    let sources = vec![config.definitions_dir.clone(), config.profiles_dir.clone()];
+    let validator =
+        tokio::task::spawn_blocking(move || crate::validate::terminology::load_validator(&sources))
+            .await
+            .map_err(|e| StartError::Demo(e.to_string()))??;
+    // Rules the engine cannot check are reported once, here. Those in the PQOM profiles matter to
+    // this gateway's users (warn); those in base R4 examples do not (debug, with a count).
+    let (ours, base): (Vec<_>, Vec<_>) = validator
+        .load_warnings()
+        .iter()
+        .partition(|w| w.profile.starts_with(crate::fhir::CANONICAL_BASE));
+    for warning in &ours {
+        tracing::warn!(%warning, "PQOM profile rule not checked");
+    }
+    for warning in &base {
+        tracing::debug!(%warning, "base definition rule not checked");
+    }
+    tracing::info!(
+        profiles = validator.profiles().len(),
+        unchecked_pqom_rules = ours.len(),
+        unchecked_base_rules = base.len(),
+        "conformance resources loaded"
+    );
+    Ok(Arc::new(validator))
 }
 
 /// The demo's data: sample trust submissions sent through the same pipeline as HTTP requests,

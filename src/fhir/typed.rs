@@ -13,12 +13,12 @@
 use fhir_sdk::r4b::codes;
 use fhir_sdk::r4b::resources::{
     Bundle, BundleLink, CapabilityStatement, CapabilityStatementImplementation,
-    CapabilityStatementMessaging, CapabilityStatementMessagingSupportedMessage,
-    CapabilityStatementRest, CapabilityStatementRestResource,
-    CapabilityStatementRestResourceInteraction, CapabilityStatementRestResourceOperation,
-    CapabilityStatementRestResourceSearchParam, CapabilityStatementSoftware, MessageHeader,
-    MessageHeaderDestination, MessageHeaderEvent, MessageHeaderResponse, MessageHeaderSource,
-    OperationOutcome, OperationOutcomeIssue, Resource,
+    CapabilityStatementMessaging, CapabilityStatementMessagingEndpoint,
+    CapabilityStatementMessagingSupportedMessage, CapabilityStatementRest,
+    CapabilityStatementRestResource, CapabilityStatementRestResourceInteraction,
+    CapabilityStatementRestResourceOperation, CapabilityStatementRestResourceSearchParam,
+    CapabilityStatementSoftware, MessageHeader, MessageHeaderDestination, MessageHeaderEvent,
+    MessageHeaderResponse, MessageHeaderSource, OperationOutcome, OperationOutcomeIssue, Resource,
 };
 use fhir_sdk::r4b::types::{Coding, Extension, ExtensionValue, Reference};
 use fhir_sdk::{BuilderError, DateTime, Instant};
@@ -286,6 +286,8 @@ pub struct Capabilities {
     pub operations: Vec<(&'static str, &'static str)>,
     /// Message events this gateway receives (canonical of the event definition).
     pub supported_messages: Vec<String>,
+    /// Where messages are received (`[base]/$process-message`), over HTTP.
+    pub messaging_endpoint: Option<String>,
 }
 
 /// The CapabilityStatement (kind `instance`, fhirVersion 4.0.1, JSON only).
@@ -344,6 +346,22 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
                 .build()?,
         ));
     }
+    let mut endpoints = Vec::new();
+    if let Some(address) = &caps.messaging_endpoint {
+        endpoints.push(Some(
+            CapabilityStatementMessagingEndpoint::builder()
+                .protocol(
+                    Coding::builder()
+                        .system(
+                            "http://terminology.hl7.org/CodeSystem/message-transport".to_owned(),
+                        )
+                        .code("http".to_owned())
+                        .build()?,
+                )
+                .address(address.clone())
+                .build()?,
+        ));
+    }
     let now = OffsetDateTime::now_utc();
     let statement = CapabilityStatement::builder()
         .status(codes::PublicationStatus::Active)
@@ -379,6 +397,7 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
         )])
         .messaging(vec![Some(
             CapabilityStatementMessaging::builder()
+                .endpoint(endpoints)
                 .documentation(
                     "Synchronous messaging via $process-message; a MessageHeader id already \
                      processed gets the original response again."

@@ -293,3 +293,86 @@ fn duplicate_focus_references_store_the_entry_once() {
     ]);
     assert_eq!(message(&bytes(&m), &limits()).unwrap().focus.len(), 1);
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn arbitrary_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            prop_oneof![
+                Just("message".to_owned()),
+                Just("MessageHeader".to_owned()),
+                Just("MeasureReport".to_owned()),
+                Just("urn:uuid:2c0f0d6e-0000-4000-8000-000000000002".to_owned()),
+                Just("MeasureReport/r1".to_owned()),
+                Just("http://x/fhir/MeasureReport/r1/_history/1".to_owned()),
+                ".{0,12}",
+            ]
+            .prop_map(Value::from),
+        ];
+        leaf.prop_recursive(6, 64, 6, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::vec(
+                    (
+                        prop_oneof![
+                            Just("resourceType".to_owned()),
+                            Just("type".to_owned()),
+                            Just("entry".to_owned()),
+                            Just("resource".to_owned()),
+                            Just("fullUrl".to_owned()),
+                            Just("focus".to_owned()),
+                            Just("reference".to_owned()),
+                            Just("id".to_owned()),
+                            "[a-z]{1,6}",
+                        ],
+                        inner
+                    ),
+                    0..5
+                )
+                .prop_map(|kv| Value::Object(kv.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = message(&bytes, &Limits::default());
+            let _ = resource(&bytes, "MeasureReport", &Limits::default());
+        }
+
+        #[test]
+        fn arbitrary_json_shapes(v in arbitrary_json()) {
+            let _ = message(&serde_json::to_vec(&v).unwrap(), &Limits::default());
+        }
+
+        /// A valid message with one element replaced by arbitrary JSON: never a panic, and an
+        /// error always carries at least one issue with diagnostics.
+        #[test]
+        fn mutated_messages(v in arbitrary_json(), which in 0usize..8) {
+            let mut m = message_json();
+            let target = match which {
+                0 => &mut m["type"],
+                1 => &mut m["entry"],
+                2 => &mut m["entry"][0],
+                3 => &mut m["entry"][0]["resource"],
+                4 => &mut m["entry"][0]["resource"]["focus"],
+                5 => &mut m["entry"][0]["resource"]["focus"][0],
+                6 => &mut m["entry"][1]["fullUrl"],
+                _ => &mut m["entry"][0]["resource"]["id"],
+            };
+            *target = v;
+            if let Err(e) = message(&serde_json::to_vec(&m).unwrap(), &Limits::default()) {
+                let issues = e.issues();
+                prop_assert!(!issues.is_empty());
+                prop_assert!(issues.iter().all(|i| !i.diagnostics.is_empty()));
+            }
+        }
+    }
+}

@@ -13,13 +13,27 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 /// `(version, description, sql)`.
 type Embedded = (i64, &'static str, &'static str);
 
-const SQLITE: &[Embedded] = &[(1, "spine", include_str!("migrations/sqlite/0001_spine.sql"))];
+const SQLITE: &[Embedded] = &[
+    (1, "spine", include_str!("migrations/sqlite/0001_spine.sql")),
+    (
+        2,
+        "indicators",
+        include_str!("migrations/sqlite/0002_indicators.sql"),
+    ),
+];
 
-const POSTGRES: &[Embedded] = &[(
-    1,
-    "spine",
-    include_str!("migrations/postgres/0001_spine.sql"),
-)];
+const POSTGRES: &[Embedded] = &[
+    (
+        1,
+        "spine",
+        include_str!("migrations/postgres/0001_spine.sql"),
+    ),
+    (
+        2,
+        "indicators",
+        include_str!("migrations/postgres/0002_indicators.sql"),
+    ),
+];
 
 fn migrator(embedded: &[Embedded]) -> Migrator {
     Migrator::with_migrations(

@@ -15,6 +15,7 @@
 //! same search SQL and cursors work on both; values returned are truncated to microseconds.
 
 pub mod index;
+pub mod indicators;
 mod migrations;
 pub mod postgres;
 pub mod search;
@@ -29,6 +30,7 @@ use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
+pub use indicators::{IndicatorQuery, StoredIndicatorValue};
 pub use search::{SearchPage, SearchQuery};
 
 /// How a submission arrived.
@@ -233,6 +235,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// Liveness of the database (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// Record the indicator values mapped from a committed submission, in one transaction. They
+    /// replace the current values of the same indicator, trust and period; the replaced values
+    /// stay as history (`superseded_by`).
+    async fn record_indicator_values(
+        &self,
+        _submission_id: Uuid,
+        _recorded_at: OffsetDateTime,
+        _values: &[crate::map::IndicatorValue],
+    ) -> StoreResult<()> {
+        Err(StoreError::Config(
+            "this store does not keep indicator values".into(),
+        ))
+    }
+
+    /// Indicator values, ordered by indicator, trust, period, recording time and stratum.
+    async fn indicator_values(
+        &self,
+        _query: &IndicatorQuery,
+    ) -> StoreResult<Vec<StoredIndicatorValue>> {
+        Err(StoreError::Config(
+            "this store does not keep indicator values".into(),
+        ))
+    }
 }
 
 /// File name of the SQLite database inside the data directory.

@@ -352,6 +352,22 @@ impl Store for PostgresStore {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
+
+    async fn record_indicator_values(
+        &self,
+        submission_id: Uuid,
+        recorded_at: time::OffsetDateTime,
+        values: &[crate::map::IndicatorValue],
+    ) -> StoreResult<()> {
+        super::indicators::postgres::record(&self.pool, submission_id, recorded_at, values).await
+    }
+
+    async fn indicator_values(
+        &self,
+        query: &super::IndicatorQuery,
+    ) -> StoreResult<Vec<super::StoredIndicatorValue>> {
+        super::indicators::postgres::query(&self.pool, query).await
+    }
 }
 
 /// Create the logical resource, or (same type and business identifier) make this its next

@@ -7,8 +7,8 @@
 //!   and a trust will not resend a message it got a 2xx for, so every commit is fsynced before it
 //!   returns. (A `kill -9` alone loses nothing even with `NORMAL`, as the WAL is in the OS page
 //!   cache, see `tests/store_crash.rs`; `FULL` is what covers a crash of the machine.) The cost
-//!   is one fsync of the WAL per commit: about 0.6 ms on the development machine, against ~20 ms
-//!   for a whole reference-report commit (BENCHMARKS.md, `benches/store.rs`).
+//!   is one fsync of the WAL per commit: 0.6-0.9 ms on the development machine, against 20-30 ms
+//!   for a whole reference-report commit in the dev profile (BENCHMARKS.md, `benches/store.rs`).
 //! - All writes go through one pooled connection, so writers queue in-process rather than spin
 //!   on SQLITE_BUSY; they still open with `BEGIN IMMEDIATE` (take the write lock up front, so a
 //!   transaction never fails upgrading a read lock) and a busy timeout covers other processes
@@ -16,7 +16,6 @@
 //! - Foreign keys on.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -73,7 +72,7 @@ impl SqliteStore {
                 ))
             })?;
         }
-        let options = SqliteConnectOptions::from_str("sqlite:")?
+        let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
@@ -323,6 +322,22 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn record_indicator_values(
+        &self,
+        submission_id: Uuid,
+        recorded_at: time::OffsetDateTime,
+        values: &[crate::map::IndicatorValue],
+    ) -> StoreResult<()> {
+        super::indicators::sqlite::record(&self.writer, submission_id, recorded_at, values).await
+    }
+
+    async fn indicator_values(
+        &self,
+        query: &super::IndicatorQuery,
+    ) -> StoreResult<Vec<super::StoredIndicatorValue>> {
+        super::indicators::sqlite::query(&self.reader, query).await
     }
 }
 

@@ -4,7 +4,7 @@
 //! Owns: reading CodeSystem/ValueSet JSON, the concept hierarchy (nesting and `parent`/`child`/
 //! `subsumedBy` properties), `compose` expansion (include by whole system, by concept list, by
 //! filters `is-a`, `descendent-of`, `is-not-a`, `generalizes`, `=`, `in`, `not-in`, `exists`; by
-//! `valueSet` import; `exclude`), and the [`Terminology`] trait the validation engine calls.
+//! `valueSet` import; `exclude`), and the implementation of the engine's [`Terminology`] trait.
 //!
 //! Must not: report a code as wrong when it cannot know. A code system that is not loaded (SNOMED CT,
 //! LOINC, UCUM, BCP-47...) or a filter it cannot evaluate makes the answer [`Membership::Unknown`],
@@ -12,12 +12,22 @@
 //! as information issues (see [`TermStore::load_notes`]). No I/O: callers hand in parsed resources.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
 use thiserror::Error;
 
+use super::{Definitions, LoadError, Validator};
 use crate::fhir::{Issue, IssueType};
+
+/// Loads the validator the gateway runs: definitions from `sources` (base first, then profiles,
+/// then IGs; later ones override), terminology built from the same ValueSets and CodeSystems.
+pub fn load_validator(sources: &[PathBuf]) -> Result<Validator, LoadError> {
+    let defs = Definitions::load(sources)?;
+    let terminology = TermStore::from_definitions(&defs);
+    Validator::from_definitions(&defs, Arc::new(terminology))
+}
 
 /// Answer to "is this code in that value set / code system?".
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -743,6 +753,37 @@ impl Terminology for TermStore {
     }
 
     fn in_code_system(&self, system: &str, code: &str) -> Membership {
+        TermStore::in_code_system(self, system, code)
+    }
+
+    fn display(&self, system: &str, code: &str) -> Option<&str> {
+        TermStore::display(self, system, code)
+    }
+
+    fn expansion(&self, valueset: &str) -> Option<Arc<Expansion>> {
+        TermStore::expansion(self, valueset)
+    }
+}
+
+impl TermStore {
+    /// Terminology from the engine's loaded definitions (CodeSystems first, then ValueSets, each
+    /// in load order so later sources override earlier ones).
+    pub fn from_definitions(defs: &Definitions) -> TermStore {
+        let mut store = TermStore::new();
+        for loaded in defs.code_systems().iter().chain(defs.value_sets()) {
+            if let Err(e) = store.add(&loaded.resource) {
+                store.notes.push(Issue::warning(
+                    IssueType::Invalid,
+                    format!("{}: {e}", loaded.source.display()),
+                ));
+            }
+        }
+        store.build()
+    }
+
+    /// Is `code` defined in the code system `system`? Unknown when the system is not loaded or
+    /// is published as a fragment/example.
+    pub fn in_code_system(&self, system: &str, code: &str) -> Membership {
         match self.code_systems.get(canonical(system)) {
             Some(cs) if cs.find(code).is_some() => Membership::Yes,
             Some(cs) if cs.complete => Membership::No,
@@ -750,12 +791,15 @@ impl Terminology for TermStore {
         }
     }
 
-    fn display(&self, system: &str, code: &str) -> Option<&str> {
+    /// The display of `code` in `system`, when the code system is loaded and gives one.
+    pub fn display(&self, system: &str, code: &str) -> Option<&str> {
         let cs = self.code_systems.get(canonical(system))?;
         cs.concepts[cs.find(code)?].display.as_deref()
     }
 
-    fn expansion(&self, valueset: &str) -> Option<Arc<Expansion>> {
+    /// The pre-expanded value set, so a compiled validator can resolve the URL once at compile
+    /// time and pay one or two hash lookups per coding at validation time.
+    pub fn expansion(&self, valueset: &str) -> Option<Arc<Expansion>> {
         self.expansions.get(canonical(valueset)).cloned()
     }
 }

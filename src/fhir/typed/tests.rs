@@ -168,6 +168,7 @@ fn capability_statement_is_r4() {
             "http://hl7.org/fhir/OperationDefinition/MessageHeader-process-message",
         )],
         supported_messages: vec![],
+        messaging_endpoint: Some("http://localhost:8080/fhir/$process-message".into()),
     })
     .unwrap();
     assert_eq!(cs["fhirVersion"], "4.0.1");

@@ -183,6 +183,7 @@ funcs! {
     Lower = "lower"(0, 0),
     Replace = "replace"(2, 2),
     Matches = "matches"(1, 1),
+    MatchesFull = "matchesFull"(1, 1),
     ReplaceMatches = "replaceMatches"(2, 2),
     Length = "length"(0, 0),
     ToChars = "toChars"(0, 0),

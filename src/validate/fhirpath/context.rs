@@ -69,6 +69,7 @@ impl<'a, N: Node> EvalContext<'a, N> {
     }
 
     /// `%resource`: the resource that contains the focus (also `%rootResource` unless set apart).
+    /// Unset, both default to the focus when the focus is a resource.
     pub fn with_resource(mut self, resource: &'a N) -> Self {
         self.resource = Some(resource);
         self

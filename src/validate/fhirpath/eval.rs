@@ -9,7 +9,7 @@ use super::ast::{Ast, BinOp, Extra, Func, Lit, TypeSpec, Var};
 use super::context::{Coded, EvalContext};
 use super::decimal::Decimal;
 use super::html;
-use super::model::{CHOICE_SUFFIXES, ChildType, choice_suffix_type};
+use super::model::{ChildType, choice_suffix_type};
 use super::node::{Node, NodeKind};
 use super::parser::compile_regex;
 use super::temporal::{Precision, Temporal, TemporalKind};
@@ -42,11 +42,7 @@ pub(crate) fn run<'a, N: Node>(
 
 pub(crate) fn unsupported(ast: &Ast, out: &mut Vec<String>) {
     match ast {
-        Ast::Member { base, .. } => {
-            if let Some(b) = base {
-                unsupported(b, out);
-            }
-        }
+        Ast::Member { base: Some(b), .. } => unsupported(b, out),
         Ast::Call {
             base, func, args, ..
         } => {
@@ -125,27 +121,26 @@ fn underscore<'a, N: Node>(obj: &'a N, name: &str) -> Option<&'a N> {
 }
 
 /// A type for a JSON key with no declared type: choice suffixes (`onsetAge`) and names that end in a
-/// type name (`birthDate`) are typed by it.
+/// type name (`birthDate`) are typed by it. Keys without an upper-case letter (most) cost one scan.
 fn infer_key_type(key: &str) -> Option<&'static str> {
-    let mut best: Option<(&str, &'static str)> = None;
-    for (suffix, ty) in CHOICE_SUFFIXES {
-        if key.len() > suffix.len()
-            && key.ends_with(suffix)
-            && key[..key.len() - suffix.len()]
-                .ends_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-            && best.is_none_or(|(s, _)| s.len() < suffix.len())
+    let bytes = key.as_bytes();
+    // The leftmost capital that starts a known type name gives the longest suffix (`DateTime`, not `Time`).
+    for i in 1..bytes.len() {
+        if bytes[i].is_ascii_uppercase()
+            && (bytes[i - 1].is_ascii_lowercase() || bytes[i - 1].is_ascii_digit())
+            && let Some(t) = choice_suffix_type(&key[i..])
         {
-            best = Some((suffix, ty));
+            return Some(t);
         }
     }
-    best.map(|(_, t)| t)
+    None
 }
 
 fn type_of_value<'a, N: Node>(v: &'a N, ty: Option<&'a str>) -> Option<&'a str> {
-    if v.kind() == NodeKind::Object {
-        if let Some(rt) = v.field("resourceType").and_then(Node::as_str) {
-            return Some(rt);
-        }
+    if v.kind() == NodeKind::Object
+        && let Some(rt) = v.field("resourceType").and_then(Node::as_str)
+    {
+        return Some(rt);
     }
     ty
 }
@@ -352,8 +347,14 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
         };
         let s = |s: &'static str| Ok(Collection::one(Item::String(Cow::Borrowed(s))));
         match v {
-            Var::Resource => Ok(node(self.ctx.resource)),
-            Var::RootResource => Ok(node(self.ctx.root_resource.or(self.ctx.resource))),
+            // Without an explicit resource, a focus that is a resource stands for itself.
+            Var::Resource => Ok(node(self.ctx.resource.or_else(|| self.focus_resource()))),
+            Var::RootResource => Ok(node(
+                self.ctx
+                    .root_resource
+                    .or(self.ctx.resource)
+                    .or_else(|| self.focus_resource()),
+            )),
             Var::Context => Ok(Collection::one(self.context.clone())),
             Var::Ucum => s("http://unitsofmeasure.org"),
             Var::Sct => s("http://snomed.info/sct"),
@@ -372,6 +373,12 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 }
             }
         }
+    }
+
+    fn focus_resource(&self) -> Option<&'a N> {
+        self.context
+            .as_node()
+            .filter(|n| n.field("resourceType").and_then(Node::as_str).is_some())
     }
 
     // ---- navigation ----
@@ -423,15 +430,16 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
 
     fn push_choice(&self, obj: &'a N, name: &str, out: &mut Collection<'a, N>) {
         for (key, v) in obj.fields() {
-            if key.len() > name.len() && key.starts_with(name) {
-                if let Some(t) = choice_suffix_type(&key[name.len()..]) {
-                    let meta = if is_complex(v) {
-                        None
-                    } else {
-                        underscore(obj, key)
-                    };
-                    push_values(Some(v), meta, Some(t), out);
-                }
+            if key.len() > name.len()
+                && key.starts_with(name)
+                && let Some(t) = choice_suffix_type(&key[name.len()..])
+            {
+                let meta = if is_complex(v) {
+                    None
+                } else {
+                    underscore(obj, key)
+                };
+                push_values(Some(v), meta, Some(t), out);
             }
         }
     }
@@ -916,7 +924,13 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 Ok(out)
             }
             Func::Iif => {
-                // The criterion and branches see the input collection as their focus and `$this`.
+                // The criterion and branches see the input (at most one item) as their focus and `$this`.
+                if input.len() > 1 {
+                    return Err(EvalError::NotSingleton {
+                        what: "the input of iif()",
+                        count: input.len(),
+                    });
+                }
                 let inner = Scope {
                     this: input,
                     index: scope.index,
@@ -1129,7 +1143,7 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 if *func == Func::ConvertsToBoolean {
                     return b(v.is_some());
                 }
-                v.map_or_else(none, |v| b(v))
+                v.map_or_else(none, &b)
             }
             Func::ToInteger | Func::ConvertsToInteger => {
                 let v = match one.prim() {
@@ -1184,10 +1198,11 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 };
                 let v = match one.prim() {
                     Some(Prim::Temporal(t)) => convert_temporal(t, want),
+                    // Conversions accept every partial form a literal may take (`'2015-02-04T14'`).
                     Some(Prim::String(s)) => if want == TemporalKind::Time {
-                        Temporal::parse_time(s, false)
+                        Temporal::parse_time(s, true)
                     } else {
-                        Temporal::parse_date_time(s, false)
+                        Temporal::parse_date_time(s, true)
                     }
                     .and_then(|t| convert_temporal(t, want)),
                     _ => None,
@@ -1314,25 +1329,30 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 }
                 owned(s.replace(&*pat, &rep))
             }
-            Func::Matches | Func::ReplaceMatches => {
+            Func::Matches | Func::MatchesFull | Func::ReplaceMatches => {
                 let dynamic;
                 let re = match extra {
                     Some(Extra::Regex(re)) => re,
                     _ => {
                         let pattern = arg_str!(0, "matches");
-                        dynamic = compile_regex(&pattern).map_err(|source| EvalError::Regex {
-                            pattern: pattern.to_string(),
-                            source,
-                        })?;
+                        dynamic = compile_regex(&pattern, *func == Func::MatchesFull).map_err(
+                            |source| EvalError::Regex {
+                                pattern: pattern.to_string(),
+                                source,
+                            },
+                        )?;
                         &dynamic
                     }
                 };
-                if *func == Func::Matches {
-                    b(re.is_match(&s))
-                } else {
-                    let rep = arg_str!(1, "replaceMatches");
-                    owned(re.replace_all(&s, &*rep).into_owned())
+                if *func != Func::ReplaceMatches {
+                    return b(re.is_match(&s));
                 }
+                let rep = arg_str!(1, "replaceMatches");
+                // An empty pattern replaces nothing (spec example), rather than every position.
+                if re.as_str().is_empty() {
+                    return owned(s.into_owned());
+                }
+                owned(re.replace_all(&s, &*rep).into_owned())
             }
             Func::Length => ok(Item::Integer(s.chars().count() as i64)),
             Func::ToChars => {
@@ -1428,14 +1448,14 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 if *func == Func::Log {
                     return dec(Decimal::from_f64(d.to_f64().ln() / y.to_f64().ln()));
                 }
-                if is_int && y_int {
-                    if let (Some(base), Some(exp)) = (d.to_i64(), y.to_i64()) {
-                        if let Ok(exp) = u32::try_from(exp) {
-                            return base
-                                .checked_pow(exp)
-                                .map_or_else(empty, |v| ok(Item::Integer(v)));
-                        }
-                    }
+                if is_int
+                    && y_int
+                    && let (Some(base), Some(exp)) = (d.to_i64(), y.to_i64())
+                    && let Ok(exp) = u32::try_from(exp)
+                {
+                    return base
+                        .checked_pow(exp)
+                        .map_or_else(empty, |v| ok(Item::Integer(v)));
                 }
                 dec(Decimal::from_f64(d.to_f64().powf(y.to_f64())))
             }
@@ -1487,12 +1507,11 @@ impl<'a, N: Node> Evaluator<'_, 'a, N> {
                 continue;
             };
             // `Patient/123` or an absolute URL ending in it.
-            if let Some(head) = reference.strip_suffix(id) {
-                if let Some(head) = head.strip_suffix('/') {
-                    if head == rt || head.ends_with(&format!("/{rt}")) {
-                        return Some(typed(res));
-                    }
-                }
+            if let Some(head) = reference.strip_suffix(id)
+                && let Some(head) = head.strip_suffix('/')
+                && (head == rt || head.ends_with(&format!("/{rt}")))
+            {
+                return Some(typed(res));
             }
         }
         None
@@ -1546,8 +1565,38 @@ fn contains<N: Node>(items: &[Item<'_, N>], x: &Item<'_, N>) -> bool {
     items.iter().any(|y| item_eq(x, y) == Some(true))
 }
 
+#[derive(PartialEq, Eq, Hash)]
+enum Key<'s> {
+    Str(&'s str),
+    Int(i64),
+    Bool(bool),
+}
+
+fn key<'s, N: Node>(i: &'s Item<'_, N>) -> Option<Key<'s>> {
+    match i.prim()? {
+        Prim::String(s) => Some(Key::Str(s)),
+        Prim::Integer(v) => Some(Key::Int(v)),
+        Prim::Bool(v) => Some(Key::Bool(v)),
+        _ => None,
+    }
+}
+
+/// Distinct items of `a` then `b` (`|`, `union()`, `distinct()`). Collections of strings, integers and
+/// booleans (what `descendants().reference | ...` yields) are deduplicated through a hash set; others
+/// by pairwise equality.
 fn union<'a, N: Node>(a: &[Item<'a, N>], b: &[Item<'a, N>]) -> Collection<'a, N> {
     let mut out: Collection<'a, N> = Collection::empty();
+    if a.len() + b.len() > 16 {
+        if a.iter().chain(b).all(|i| key(i).is_some()) {
+            let mut seen = std::collections::HashSet::with_capacity(a.len() + b.len());
+            for x in a.iter().chain(b) {
+                if key(x).is_some_and(|k| seen.insert(k)) {
+                    out.push(x.clone());
+                }
+            }
+            return out;
+        }
+    }
     for x in a.iter().chain(b) {
         if !contains(out.as_slice(), x) {
             out.push(x.clone());
@@ -1621,10 +1670,12 @@ fn parse_quantity<'a>(s: &str) -> Option<(Decimal, Cow<'a, str>)> {
         None => (s, ""),
     };
     let d = Decimal::parse(num)?;
-    let unit = unit
-        .strip_prefix('\'')
-        .and_then(|u| u.strip_suffix('\''))
-        .unwrap_or(unit);
+    // A UCUM unit is quoted; only calendar keywords stand bare (`'1 wk'` is not a quantity).
+    let unit = match unit.strip_prefix('\'').and_then(|u| u.strip_suffix('\'')) {
+        Some(quoted) => quoted,
+        None if unit.is_empty() || super::value::is_calendar_unit(unit) => unit,
+        None => return None,
+    };
     Some((
         d,
         Cow::Owned(if unit.is_empty() { "1" } else { unit }.to_owned()),

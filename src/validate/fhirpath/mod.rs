@@ -22,7 +22,10 @@
 //!   string-based FHIR primitive (`uri`, `canonical`, `code`, ...) and for `date`/`dateTime`/`time`
 //!   when it parses as one; two such strings that both read as dates are ordered as dates.
 //! - `matches()` is a partial match, as the spec says (anchor the pattern for a full match).
-//! - A date-time with an offset compared with one without is compared as written.
+//! - A date-time with an offset compared with one without (below day precision) is unknown (empty)
+//!   unless they are more than a day apart, as in the spec's test suite.
+//! - Quantity units convert within time, mass, length and volume; other unit pairs are unequal and
+//!   unordered (no UCUM engine). Calendar months/years are not UCUM `mo`/`a`.
 
 mod ast;
 mod context;

@@ -88,11 +88,20 @@ impl<'s> Lexer<'s> {
             } else if c == '@' {
                 self.pos += 1;
                 let rest = &self.src[self.pos..];
-                let len = rest
-                    .find(|ch: char| {
-                        !(ch.is_ascii_digit() || matches!(ch, '-' | ':' | '.' | 'T' | 'Z' | '+'))
-                    })
-                    .unwrap_or(rest.len());
+                // A `.` belongs to the literal only as a fraction of seconds (`@2015.is(Date)`).
+                let bytes = rest.as_bytes();
+                let mut len = 0;
+                while let Some(&ch) = bytes.get(len) {
+                    let fraction = ch == b'.' && bytes.get(len + 1).is_some_and(u8::is_ascii_digit);
+                    if ch.is_ascii_digit()
+                        || matches!(ch, b'-' | b':' | b'T' | b'Z' | b'+')
+                        || fraction
+                    {
+                        len += 1;
+                    } else {
+                        break;
+                    }
+                }
                 let text = &rest[..len];
                 self.pos += len;
                 match text.strip_prefix('T') {
@@ -119,8 +128,8 @@ impl<'s> Lexer<'s> {
             self.pos += rest.len() - trimmed.len();
             if trimmed.starts_with("//") {
                 self.pos += trimmed.find('\n').unwrap_or(trimmed.len());
-            } else if trimmed.starts_with("/*") {
-                match trimmed[2..].find("*/") {
+            } else if let Some(body) = trimmed.strip_prefix("/*") {
+                match body.find("*/") {
                     Some(end) => self.pos += end + 4,
                     None => return Err(self.err(self.pos, "unterminated comment")),
                 }
@@ -288,17 +297,18 @@ impl Parser<'_> {
         let mut lhs = self.unary(depth + 1)?;
         loop {
             let tok = self.peek().clone();
-            if let Tok::Ident(w, false) = &tok {
-                if (w == "is" || w == "as") && TYPE_OP_PREC >= min_prec {
-                    self.next();
-                    let ty = self.type_spec()?;
-                    lhs = if w == "is" {
-                        Ast::Is(Box::new(lhs), ty)
-                    } else {
-                        Ast::As(Box::new(lhs), ty)
-                    };
-                    continue;
-                }
+            if let Tok::Ident(w, false) = &tok
+                && (w == "is" || w == "as")
+                && TYPE_OP_PREC >= min_prec
+            {
+                self.next();
+                let ty = self.type_spec()?;
+                lhs = if w == "is" {
+                    Ast::Is(Box::new(lhs), ty)
+                } else {
+                    Ast::As(Box::new(lhs), ty)
+                };
+                continue;
             }
             let Some((op, prec)) = binop(&tok) else { break };
             if prec < min_prec {
@@ -417,12 +427,14 @@ impl Parser<'_> {
                 args.clear();
                 extra = Some(Box::new(Extra::Type(ty)));
             }
-            Func::Matches | Func::ReplaceMatches => {
+            Func::Matches | Func::MatchesFull | Func::ReplaceMatches => {
                 if let Ast::Lit(Lit::Str(pattern)) = &args[0] {
-                    let re = compile_regex(pattern).map_err(|e| ParseError {
-                        expression: self.src.to_owned(),
-                        position: call_pos,
-                        message: format!("invalid regular expression: {e}"),
+                    let re = compile_regex(pattern, func == Func::MatchesFull).map_err(|e| {
+                        ParseError {
+                            expression: self.src.to_owned(),
+                            position: call_pos,
+                            message: format!("invalid regular expression: {e}"),
+                        }
                     })?;
                     extra = Some(Box::new(Extra::Regex(re)));
                 }
@@ -525,16 +537,16 @@ impl Parser<'_> {
                 return Err(self.err(format!("expected a type name, found {}", describe(&other))));
             }
         };
-        if *self.peek() == Tok::Sym(".") {
-            if let Some((Tok::Ident(second, _), _)) = self.toks.get(self.i + 1) {
-                let second = second.clone();
-                self.next();
-                self.next();
-                return Ok(TypeSpec {
-                    namespace: Some(first.into()),
-                    name: second.into(),
-                });
-            }
+        if *self.peek() == Tok::Sym(".")
+            && let Some((Tok::Ident(second, _), _)) = self.toks.get(self.i + 1)
+        {
+            let second = second.clone();
+            self.next();
+            self.next();
+            return Ok(TypeSpec {
+                namespace: Some(first.into()),
+                name: second.into(),
+            });
         }
         Ok(TypeSpec {
             namespace: None,
@@ -575,9 +587,18 @@ fn type_of_arg(arg: &Ast) -> Option<TypeSpec> {
     }
 }
 
-/// Compiles a FHIRPath regex: the whole-string match semantics are applied by the caller.
-pub(crate) fn compile_regex(pattern: &str) -> Result<regex::Regex, regex::Error> {
+/// The spec asks for "single line" mode: `.` matches a newline too. `full` anchors the pattern at
+/// both ends (`matchesFull()`).
+pub(crate) fn compile_regex(pattern: &str, full: bool) -> Result<regex::Regex, regex::Error> {
+    let anchored;
+    let pattern = if full {
+        anchored = format!("^(?:{pattern})$");
+        &anchored
+    } else {
+        pattern
+    };
     regex::RegexBuilder::new(pattern)
+        .dot_matches_new_line(true)
         .size_limit(1 << 20)
         .build()
 }

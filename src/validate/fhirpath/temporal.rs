@@ -221,19 +221,20 @@ impl Temporal {
     /// Fields in comparison order, after moving to UTC when an offset is stated.
     fn components(&self) -> [i64; 6] {
         let mut t = *self;
-        if let (Some(off), true) = (t.offset, t.precision >= Precision::Hour) {
-            if off != 0 && t.kind == TemporalKind::DateTime {
-                let days = days_from_civil(t.year, t.month, t.day);
-                let minutes =
-                    days * 1440 + i64::from(t.hour) * 60 + i64::from(t.minute) - i64::from(off);
-                let (y, m, d) = civil_from_days(minutes.div_euclid(1440));
-                let rem = minutes.rem_euclid(1440);
-                t.year = y;
-                t.month = m;
-                t.day = d;
-                t.hour = (rem / 60) as u8;
-                t.minute = (rem % 60) as u8;
-            }
+        if let (Some(off), true) = (t.offset, t.precision >= Precision::Hour)
+            && off != 0
+            && t.kind == TemporalKind::DateTime
+        {
+            let days = days_from_civil(t.year, t.month, t.day);
+            let minutes =
+                days * 1440 + i64::from(t.hour) * 60 + i64::from(t.minute) - i64::from(off);
+            let (y, m, d) = civil_from_days(minutes.div_euclid(1440));
+            let rem = minutes.rem_euclid(1440);
+            t.year = y;
+            t.month = m;
+            t.day = d;
+            t.hour = (rem / 60) as u8;
+            t.minute = (rem % 60) as u8;
         }
         let secs = i64::from(t.second) * 1_000_000_000 + i64::from(t.nanos);
         match t.kind {
@@ -247,6 +248,13 @@ impl Temporal {
                 secs,
             ],
         }
+    }
+
+    /// Minutes since the epoch as written (ignoring any offset), for coarse ordering.
+    fn minutes(&self) -> i64 {
+        days_from_civil(self.year, self.month, self.day) * 1440
+            + i64::from(self.hour) * 60
+            + i64::from(self.minute)
     }
 
     fn levels(&self) -> usize {
@@ -264,11 +272,21 @@ impl Temporal {
         if time_a != time_b {
             return None;
         }
-        // A stated offset on one side only: compare as written (local time), which is what an
-        // implementation-defined default offset amounts to when none is configured.
+        // An offset on one side only: below day precision the instants cannot be lined up, so the
+        // answer is unknown (as the spec's test suite has it); dates alone still compare.
         let (a, b) = if self.offset.is_some() != o.offset.is_some() {
-            let mut x = *self;
-            let mut y = *o;
+            if self.precision >= Precision::Hour && o.precision >= Precision::Hour {
+                let (mut x, mut y) = (*self, *o);
+                x.offset = None;
+                y.offset = None;
+                // Only a difference of more than a day (the widest offset span) is certain.
+                let (dx, dy) = (x.minutes(), y.minutes());
+                if (dx - dy).abs() > 28 * 60 {
+                    return Some(dx.cmp(&dy));
+                }
+                return None;
+            }
+            let (mut x, mut y) = (*self, *o);
             x.offset = None;
             y.offset = None;
             (x.components(), y.components())
@@ -378,55 +396,6 @@ impl fmt::Display for Temporal {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn dt(s: &str) -> Temporal {
-        Temporal::parse_date_time(s, false).unwrap()
-    }
-
-    #[test]
-    fn parses_fhir_forms_and_rejects_bad_ones() {
-        assert_eq!(dt("2024").precision, Precision::Year);
-        assert_eq!(dt("2024-02-29").precision, Precision::Day);
-        assert_eq!(
-            dt("2024-02-29T10:11:12.345+01:00").to_string(),
-            "2024-02-29T10:11:12.345+01:00"
-        );
-        assert!(Temporal::parse_date_time("2023-02-29", false).is_none());
-        assert!(Temporal::parse_date_time("2024-13", false).is_none());
-        assert!(Temporal::parse_date_time("2024-01-01T", false).is_none());
-        assert!(Temporal::parse_date_time("2024-01-01T", true).is_some());
-        assert!(Temporal::parse_date_time("24-01-01", false).is_none());
-        assert!(Temporal::parse_time("25:00:00", false).is_none());
-    }
-
-    #[test]
-    fn compares_per_precision_and_offset() {
-        use Ordering::*;
-        assert_eq!(dt("2024-01-02").compare(&dt("2024-01-01")), Some(Greater));
-        // Same down to the year, different precision: unknown.
-        assert_eq!(dt("2024").compare(&dt("2024-01")), None);
-        // Different already at the coarser precision: known.
-        assert_eq!(dt("2023").compare(&dt("2024-01")), Some(Less));
-        assert_eq!(
-            dt("2024-01-01T10:00:00+01:00").compare(&dt("2024-01-01T09:00:00Z")),
-            Some(Equal)
-        );
-        assert_eq!(
-            dt("2024-01-01T00:30:00+01:00").compare(&dt("2023-12-31T23:30:00Z")),
-            Some(Equal)
-        );
-        // Seconds and milliseconds are one precision.
-        assert_eq!(
-            dt("2024-01-01T10:00:00Z").compare(&dt("2024-01-01T10:00:00.000Z")),
-            Some(Equal)
-        );
-        assert!(!dt("2024").equivalent(&dt("2024-01")));
-    }
-}
-
 impl Temporal {
     /// Adds `amount` of a calendar or UCUM time unit (`years`, `'mo'`, `days`, `'h'`, ...), per the spec's
     /// date arithmetic: fractional amounts are truncated, days are clamped to the end of a month, and a
@@ -491,5 +460,54 @@ impl Temporal {
             }
         }
         (0..=9999).contains(&t.year).then_some(t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(s: &str) -> Temporal {
+        Temporal::parse_date_time(s, false).unwrap()
+    }
+
+    #[test]
+    fn parses_fhir_forms_and_rejects_bad_ones() {
+        assert_eq!(dt("2024").precision, Precision::Year);
+        assert_eq!(dt("2024-02-29").precision, Precision::Day);
+        assert_eq!(
+            dt("2024-02-29T10:11:12.345+01:00").to_string(),
+            "2024-02-29T10:11:12.345+01:00"
+        );
+        assert!(Temporal::parse_date_time("2023-02-29", false).is_none());
+        assert!(Temporal::parse_date_time("2024-13", false).is_none());
+        assert!(Temporal::parse_date_time("2024-01-01T", false).is_none());
+        assert!(Temporal::parse_date_time("2024-01-01T", true).is_some());
+        assert!(Temporal::parse_date_time("24-01-01", false).is_none());
+        assert!(Temporal::parse_time("25:00:00", false).is_none());
+    }
+
+    #[test]
+    fn compares_per_precision_and_offset() {
+        use Ordering::*;
+        assert_eq!(dt("2024-01-02").compare(&dt("2024-01-01")), Some(Greater));
+        // Same down to the year, different precision: unknown.
+        assert_eq!(dt("2024").compare(&dt("2024-01")), None);
+        // Different already at the coarser precision: known.
+        assert_eq!(dt("2023").compare(&dt("2024-01")), Some(Less));
+        assert_eq!(
+            dt("2024-01-01T10:00:00+01:00").compare(&dt("2024-01-01T09:00:00Z")),
+            Some(Equal)
+        );
+        assert_eq!(
+            dt("2024-01-01T00:30:00+01:00").compare(&dt("2023-12-31T23:30:00Z")),
+            Some(Equal)
+        );
+        // Seconds and milliseconds are one precision.
+        assert_eq!(
+            dt("2024-01-01T10:00:00Z").compare(&dt("2024-01-01T10:00:00.000Z")),
+            Some(Equal)
+        );
+        assert!(!dt("2024").equivalent(&dt("2024-01")));
     }
 }

@@ -257,8 +257,17 @@ mod literals {
         assert_eq!(ev("@2015-02-04T14:34:28Z"), vec!["2015-02-04T14:34:28Z"]);
         assert_eq!(ev("@T14:34:28"), vec!["14:34:28"]);
         assert_eq!(ev("@2015"), vec!["2015"]);
+        t("@2015.is(Date)");
+        t("@2015T.is(DateTime)");
+        t("@2015-02-04T14:34:28.123.is(DateTime)");
+        t("@T14:34:28.123.is(Time)");
+        t("@2015-02-04T14:34:28+10:00.is(DateTime)");
+        assert_eq!(ev("@2015-02-04T14"), vec!["2015-02-04T14"]);
+        assert_eq!(ev("2 // comment\n/ 2"), vec!["1"]);
+        assert!(eval_on("-1.convertsToInteger()", &patient()).is_err());
         assert_eq!(ev("4.5 'mg'"), vec!["4.5 'mg'"]);
-        assert_eq!(ev("3 days"), vec!["3 'days'"]);
+        assert_eq!(ev("3 days"), vec!["3 days"]);
+        assert_eq!(ev("1 'wk'.toString()"), vec!["1 'wk'"]);
         empty("{}");
         t("true");
     }
@@ -285,6 +294,11 @@ mod equality {
         t("name[0] = name[0]");
         f("name[0] = name[1]");
         t("4 'g' = 4000 'mg'");
+        t("185 '[lb_av]' != 185 'kg'");
+        empty("@2012-04-15T15:00:00Z = @2012-04-15T10:00:00");
+        t("@2012-04-15T15:00:00Z > @2012-04-13T10:00:00");
+        t("@2012-04-15T15:30:31 = @2012-04-15T15:30:31.0");
+        f("@2012-04-15T15:30:31 = @2012-04-15T15:30:31.1");
         t("7 days = 1 'wk'");
         t("1 != 2");
         empty("1 != {}");
@@ -445,7 +459,21 @@ mod collections {
         assert_eq!(ev("iif(active, 'yes', 'no')"), vec!["yes"]);
         assert_eq!(ev("iif(photo.exists(), 'yes', 'no')"), vec!["no"]);
         empty("iif(false, 'yes')");
+        assert_eq!(
+            ev("('context').iif(true, select($this), 'no')"),
+            vec!["context"]
+        );
+        assert_eq!(ev("{}.iif(true, 'yes', 'no')"), vec!["yes"]);
+        assert!(eval_on("('a' | 'b').iif(true, 1, 2)", &patient()).is_err());
         assert_eq!(ev("(1 | 2 | 3).aggregate($this + $total, 0)"), vec!["6"]);
+        // Large collections take the hashed path; same answers.
+        let many: Vec<String> = (0..40).map(|i| format!("v{}", i % 10)).collect();
+        let doc = json!({"a": many, "n": (0..40).map(|i| i % 7).collect::<Vec<_>>()});
+        assert_eq!(eval_on("a.distinct().count()", &doc).unwrap(), vec!["10"]);
+        assert_eq!(eval_on("(a | a).count()", &doc).unwrap(), vec!["10"]);
+        assert_eq!(eval_on("a.isDistinct()", &doc).unwrap(), vec!["false"]);
+        assert_eq!(eval_on("a.distinct().first()", &doc).unwrap(), vec!["v0"]);
+        assert_eq!(eval_on("(n | a).count()", &doc).unwrap(), vec!["17"]);
     }
 }
 
@@ -469,6 +497,12 @@ mod functions {
         t("'http://x/a'.matches('^http://')");
         t("'abc'.matches('b')");
         f("'abc'.matches('^b')");
+        t("'A\n B'.matches('A.*B')");
+        f("'a/Library/b'.matchesFull('Library')");
+        t("'a/Library/b'.matchesFull('.*Library.*')");
+        assert_eq!(ev("'abc'.replaceMatches('', 'x')"), vec!["abc"]);
+        assert_eq!(ev("'abc123'.replaceMatches('[0-9]', '-')"), vec!["abc---"]);
+        empty("'123'.replaceMatches('2', {})");
         assert_eq!(ev("'a.b.c'.replaceMatches('\\\\..*', '')"), vec!["a"]);
         assert_eq!(ev("'abc'.length()"), vec!["3"]);
         assert_eq!(ev("'a,b,c'.split(',')"), vec!["a", "b", "c"]);
@@ -497,9 +531,18 @@ mod functions {
         assert_eq!(ev("'2024-01-02'.toDate()"), vec!["2024-01-02"]);
         t("'2024-01-02T10:00:00Z'.convertsToDateTime()");
         f("'2024-13-02'.convertsToDate()");
-        assert_eq!(ev("'5 mg'.toQuantity()"), vec!["5 'mg'"]);
+        assert_eq!(ev("'5 \\'mg\\''.toQuantity()"), vec!["5 'mg'"]);
+        t("'1 day'.toQuantity() = 1 'd'");
+        t("'1 wk'.convertsToQuantity().not()");
+        empty("'1 \\'mo\\''.toQuantity() = 1 month");
+        t("7 days = 1 week");
+        t("6 days < 1 week");
         assert_eq!(ev("1000 'mg'.toQuantity('g')"), vec!["1 'g'"]);
         t("'10:00:00'.convertsToTime()");
+        t("'2015-02-04T14'.convertsToDateTime()");
+        t("'14'.convertsToTime()");
+        t("birthDate != @T12:14:15");
+        empty("birthDate != @1974-12-25T12:34:00");
     }
 
     #[test]
@@ -700,6 +743,22 @@ mod models {
 
 mod robustness {
     use super::*;
+
+    #[test]
+    fn compiled_expressions_are_shareable_across_threads() {
+        fn assert_send_sync<T: Send + Sync>() {}
+        assert_send_sync::<Expr>();
+    }
+
+    #[test]
+    fn resource_defaults_to_a_resource_focus() {
+        let p = patient();
+        let e = Expr::parse("%resource.id | %rootResource.id").unwrap();
+        assert_eq!(
+            e.evaluate(&EvalContext::new(), &p).unwrap().to_strings(),
+            vec!["example"]
+        );
+    }
 
     #[test]
     fn sonic_and_serde_agree() {

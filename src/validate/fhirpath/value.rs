@@ -205,6 +205,7 @@ impl<'a, N: Node> Item<'a, N> {
             Prim::Decimal(d) => d.to_string(),
             Prim::String(s) => s.to_owned(),
             Prim::Temporal(t) => t.to_string(),
+            Prim::Quantity(d, u) if is_calendar_unit(u) => format!("{d} {u}"),
             Prim::Quantity(d, u) => format!("{d} '{u}'"),
         })
     }
@@ -362,6 +363,29 @@ pub(crate) fn node_eq<N: Node>(a: &N, b: &N, depth: usize) -> bool {
     }
 }
 
+/// The calendar-duration keywords of quantity literals (`4 days`), written without quotes.
+pub(crate) fn is_calendar_unit(u: &str) -> bool {
+    matches!(
+        u,
+        "year"
+            | "years"
+            | "month"
+            | "months"
+            | "week"
+            | "weeks"
+            | "day"
+            | "days"
+            | "hour"
+            | "hours"
+            | "minute"
+            | "minutes"
+            | "second"
+            | "seconds"
+            | "millisecond"
+            | "milliseconds"
+    )
+}
+
 /// Unit conversion for comparing quantities: (dimension, factor to the dimension's base unit).
 pub(crate) fn unit_factor(unit: &str) -> Option<(&'static str, Decimal)> {
     let (dim, factor) = match unit {
@@ -371,8 +395,11 @@ pub(crate) fn unit_factor(unit: &str) -> Option<(&'static str, Decimal)> {
         "h" | "hour" | "hours" => ("s", "3600"),
         "d" | "day" | "days" => ("s", "86400"),
         "wk" | "week" | "weeks" => ("s", "604800"),
-        "mo" | "month" | "months" => ("mo", "1"),
-        "a" | "year" | "years" => ("a", "1"),
+        // Calendar months and years are not UCUM's `mo`/`a` (mean lengths): not comparable.
+        "mo" => ("mo", "1"),
+        "month" | "months" => ("month", "1"),
+        "a" => ("a", "1"),
+        "year" | "years" => ("year", "1"),
         "ug" => ("g", "0.000001"),
         "mg" => ("g", "0.001"),
         "g" => ("g", "1"),
@@ -437,16 +464,37 @@ pub(crate) fn prim_eq(a: &Prim<'_>, b: &Prim<'_>) -> Option<bool> {
         }
         (Decimal(x), Decimal(y)) => x == y,
         (String(x), String(y)) => x == y,
+        // A time is never equal to a date or date-time; otherwise precision may leave it unknown.
+        (Temporal(x), Temporal(y))
+            if (x.kind == TemporalKind::Time) != (y.kind == TemporalKind::Time) =>
+        {
+            false
+        }
         (Temporal(x), Temporal(y)) => return x.compare(y).map(|o| o == Ordering::Equal),
         (String(s), Temporal(t)) | (Temporal(t), String(s)) => {
             let parsed = temporal_from_str(s, t)?;
             return parsed.compare(t).map(|o| o == Ordering::Equal);
         }
-        (Quantity(x, ux), Quantity(y, uy)) => {
-            return quantity_cmp(*x, ux, *y, uy).map(|o| o == Ordering::Equal);
-        }
+        (Quantity(x, ux), Quantity(y, uy)) => match quantity_cmp(*x, ux, *y, uy) {
+            Some(o) => o == Ordering::Equal,
+            // Calendar months/years against UCUM `mo`/`a` are unknown; other unit mismatches are
+            // different quantities (`185 '[lb_av]' != 185 'kg'`).
+            None if calendar_vs_ucum(ux, uy) => return None,
+            None => false,
+        },
         _ => false,
     })
+}
+
+fn calendar_vs_ucum(a: &str, b: &str) -> bool {
+    let dim = |u: &str| unit_factor(u).map(|(d, _)| d);
+    matches!(
+        (dim(a), dim(b)),
+        (Some("month"), Some("mo"))
+            | (Some("mo"), Some("month"))
+            | (Some("year"), Some("a"))
+            | (Some("a"), Some("year"))
+    )
 }
 
 fn normalize_ws_lower(s: &str) -> String {

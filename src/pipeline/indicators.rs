@@ -1,0 +1,225 @@
+//! The map stage inside the pipeline: accepted MeasureReports become indicator values (stored as
+//! a time series), the catalogue Measures are published, and indicator MeasureReports are read
+//! back from the stored values.
+//!
+//! Mapping never rejects a submission: what it cannot map is reported in the outcome (and in
+//! metrics) as unmapped, and the submission is accepted as validated.
+
+use std::sync::Arc;
+
+use serde_json::Value;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+use uuid::Uuid;
+
+use super::{Pipeline, PipelineError};
+use crate::fhir::{CANONICAL_BASE, Issue, IssueType, ODS_ORG_SYSTEM};
+use crate::map::{MapOutcome, Mapper};
+use crate::store::{
+    Channel, CommitOutcome, IndicatorQuery, NewSubmission, ResourceWrite, SubmissionStatus,
+};
+
+/// Identifier system of catalogue Measures published into the store (value `url|version`), so
+/// that publishing again at the next start writes nothing.
+pub const CATALOGUE_ID_SYSTEM: &str = "https://fhir.pqom-gateway.org/Id/catalogue-measure";
+
+impl Pipeline {
+    /// Plug in the mapping engine: accepted MeasureReports are mapped to indicator values.
+    pub fn with_mapper(mut self, mapper: Arc<Mapper>) -> Self {
+        self.mapper = Some(mapper);
+        self
+    }
+
+    pub fn mapper(&self) -> Option<&Arc<Mapper>> {
+        self.mapper.as_ref()
+    }
+
+    /// Map a submission (a message Bundle or a MeasureReport); the issues to add to the
+    /// submitter's outcome.
+    pub(super) fn map_submission(&self, input: &Value) -> Option<(MapOutcome, Vec<Issue>)> {
+        let mapper = self.mapper.as_ref()?;
+        let outcome = mapper.map_report(input);
+        let mut issues = outcome.issues.clone();
+        for u in &outcome.unmapped {
+            issues.push(
+                Issue::information(
+                    IssueType::NotSupported,
+                    format!(
+                        "group {} of {} is not mapped to a PQOM indicator: {}",
+                        u.group.as_deref().unwrap_or("(no code)"),
+                        u.measure,
+                        u.reason
+                    ),
+                )
+                .at(u.expression.clone()),
+            );
+        }
+        if !outcome.values.is_empty() {
+            let indicators: std::collections::BTreeSet<&str> = outcome
+                .values
+                .iter()
+                .map(|v| v.indicator.as_str())
+                .collect();
+            issues.push(Issue::information(
+                IssueType::Informational,
+                format!(
+                    "mapped to {} PQOM indicator value(s) for {}",
+                    outcome.values.len(),
+                    indicators.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            ));
+        }
+        metrics::counter!("pqom_indicator_values_total").increment(outcome.values.len() as u64);
+        metrics::counter!("pqom_unmapped_groups_total").increment(outcome.unmapped.len() as u64);
+        Some((outcome, issues))
+    }
+
+    /// Store the values of a committed submission. The submission is already durable and
+    /// answered; a failure here is logged (the values can be rebuilt from the stored body).
+    pub(super) async fn record_values(&self, submission_id: Uuid, outcome: Option<&MapOutcome>) {
+        let Some(outcome) = outcome.filter(|o| !o.values.is_empty()) else {
+            return;
+        };
+        if let Err(error) = self
+            .store
+            .record_indicator_values(submission_id, OffsetDateTime::now_utc(), &outcome.values)
+            .await
+        {
+            tracing::error!(%submission_id, error = %error, "storing indicator values failed");
+            metrics::counter!("pqom_indicator_store_failures_total").increment(1);
+        }
+    }
+
+    /// Put the catalogue Measures into the store (so `GET /fhir/Measure` serves them), unless
+    /// that url|version is there already. Returns how many were written.
+    pub async fn publish_catalogue(&self) -> Result<usize, PipelineError> {
+        let Some(mapper) = self.mapper.as_ref() else {
+            return Ok(0);
+        };
+        let mut resources = Vec::new();
+        for m in mapper.catalogue().measures() {
+            let key = format!(
+                "{}|{}",
+                m["url"].as_str().unwrap_or_default(),
+                m["version"].as_str().unwrap_or_default()
+            );
+            if self
+                .store
+                .find_by_identifier("Measure", CATALOGUE_ID_SYSTEM, &key)
+                .await?
+                .is_none()
+            {
+                resources.push(ResourceWrite {
+                    resource_type: "Measure".to_owned(),
+                    identifier: Some((CATALOGUE_ID_SYSTEM.to_owned(), key)),
+                    resource: m,
+                });
+            }
+        }
+        if resources.is_empty() {
+            return Ok(0);
+        }
+        let body = serde_json::to_vec(
+            &resources
+                .iter()
+                .map(|r| r.resource.clone())
+                .collect::<Vec<_>>(),
+        )
+        .unwrap_or_default();
+        let n = resources.len();
+        let submission = NewSubmission {
+            id: Uuid::new_v4(),
+            received_at: OffsetDateTime::now_utc(),
+            channel: Channel::Rest,
+            message_id: None,
+            sender: None,
+            sha256: super::sha256_hex(&body),
+            body,
+            status: SubmissionStatus::Accepted,
+            outcome: crate::fhir::Outcome::single(Issue::information(
+                IssueType::Informational,
+                format!("{n} catalogue Measure(s) published from mappings/catalogue"),
+            ))
+            .to_json(),
+            response: None,
+            resources,
+        };
+        match self.store.commit_submission(submission).await? {
+            CommitOutcome::Committed(_) | CommitOutcome::DuplicateMessage(_) => Ok(n),
+        }
+    }
+
+    /// `GET /fhir/MeasureReport?measure={base}/Measure/{indicator}[&reporter=..][&period=..]`:
+    /// indicator MeasureReports built from the stored current values. `Ok(None)`: the search is
+    /// not for an indicator Measure (the store answers it).
+    pub async fn indicator_reports(
+        &self,
+        params: &[(String, String)],
+    ) -> Result<Option<Result<Vec<Value>, Vec<Issue>>>, PipelineError> {
+        let Some(mapper) = self.mapper.as_ref() else {
+            return Ok(None);
+        };
+        let prefix = format!("{CANONICAL_BASE}/Measure/");
+        let Some(indicator) = params
+            .iter()
+            .find(|(k, _)| k == "measure")
+            .and_then(|(_, v)| {
+                let code = v.strip_prefix(&prefix)?.split('|').next()?;
+                mapper.catalogue().indicator(code).map(|i| i.code.clone())
+            })
+        else {
+            return Ok(None);
+        };
+        let mut query = IndicatorQuery {
+            indicator: Some(indicator),
+            ..IndicatorQuery::default()
+        };
+        let mut problems = Vec::new();
+        for (k, v) in params {
+            match k.as_str() {
+                "measure" | "_format" | "_pretty" => {}
+                "reporter" => {
+                    for r in v.split(',') {
+                        let ods = r
+                            .strip_prefix(&format!("{ODS_ORG_SYSTEM}|"))
+                            .unwrap_or(r)
+                            .trim();
+                        query.trusts.push(ods.to_ascii_uppercase());
+                    }
+                }
+                "period" => {
+                    // ISO 8601 text compares in time order; '~' sorts after every character a
+                    // date or dateTime uses, so `le2026-10` includes all of October.
+                    if let Some(d) = v.strip_prefix("ge") {
+                        query.period_from = Some(d.to_owned());
+                    } else if let Some(d) = v.strip_prefix("le") {
+                        query.period_to = Some(format!("{d}~"));
+                    } else {
+                        let d = v.strip_prefix("eq").unwrap_or(v);
+                        query.period_from = Some(d.to_owned());
+                        query.period_to = Some(format!("{d}~"));
+                    }
+                }
+                other => problems.push(
+                    Issue::error(
+                        IssueType::NotSupported,
+                        format!(
+                            "search parameter '{other}' is not supported for indicator reports; \
+                             use measure, reporter and period (ge, le, eq)"
+                        ),
+                    )
+                    .at(other.to_owned()),
+                ),
+            }
+        }
+        if !problems.is_empty() {
+            return Ok(Some(Err(problems)));
+        }
+        let stored = self.store.indicator_values(&query).await?;
+        let values: Vec<_> = stored.into_iter().map(|s| s.value).collect();
+        let date = OffsetDateTime::now_utc()
+            .format(&Rfc3339)
+            .unwrap_or_default();
+        Ok(Some(Ok(mapper.indicator_reports(&values, &date))))
+    }
+}

@@ -1,0 +1,565 @@
+//! Tests of every check the walk makes, each asserting the exact FHIRPath expression.
+
+use serde_json::{Value, json};
+
+use crate::fhir::{Issue, IssueType, Outcome, Severity};
+use crate::validate::testkit::{self, PROFILE};
+
+fn run(v: &Value) -> Outcome {
+    testkit::validator().validate(v.to_string().as_bytes(), &[])
+}
+
+fn errors(o: &Outcome) -> Vec<&Issue> {
+    o.issues.iter().filter(|i| i.severity.is_error()).collect()
+}
+
+/// The single error at `expr`, with its message containing `needle`.
+#[track_caller]
+fn assert_error_at(o: &Outcome, expr: &str, needle: &str) -> Issue {
+    let hits: Vec<&Issue> = errors(o)
+        .into_iter()
+        .filter(|i| i.expression.as_deref() == Some(expr))
+        .collect();
+    assert!(
+        hits.iter().any(|i| i.diagnostics.contains(needle)),
+        "no error at {expr} containing {needle:?}; issues: {:#?}",
+        o.issues
+    );
+    (*hits
+        .iter()
+        .find(|i| i.diagnostics.contains(needle))
+        .unwrap())
+    .clone()
+}
+
+#[test]
+fn reference_report_is_valid() {
+    let o = run(&testkit::reference_report(12));
+    assert!(errors(&o).is_empty(), "{:#?}", o.issues);
+}
+
+fn report() -> Value {
+    testkit::reference_report(3)
+}
+
+#[test]
+fn load_warnings_list_each_unevaluable_invariant_once() {
+    let w = testkit::validator().load_warnings();
+    for x in w {
+        eprintln!("{x}");
+    }
+    let mut msgs: Vec<&str> = w.iter().map(|w| w.message.as_str()).collect();
+    msgs.sort();
+    msgs.dedup();
+    assert_eq!(msgs.len(), w.len());
+}
+
+#[test]
+fn base_invariants_run_through_fhirpath() {
+    let mut r = report();
+    r["period"]["start"] = json!("2025-05-01");
+    r["type"] = json!("data-collection");
+    let v = testkit::validator();
+    let o = v.validate(r.to_string().as_bytes(), &[]);
+    let i = assert_error_at(&o, "MeasureReport.period", "per-1");
+    assert_eq!(i.code, IssueType::Invariant);
+    assert_eq!(i.element_id.as_deref(), Some("Period"));
+    assert_error_at(&o, "MeasureReport", "mrp-1");
+}
+
+#[test]
+fn invalid_json_is_one_structure_error() {
+    let o = testkit::validator().validate(b"{\"resourceType\": ", &[]);
+    assert_eq!(o.issues.len(), 1);
+    assert_eq!(o.issues[0].code, IssueType::Structure);
+    assert!(o.issues[0].diagnostics.contains("not valid JSON"));
+}
+
+#[test]
+fn unknown_element_names_the_property() {
+    let mut r = report();
+    r["group"][1]["flavour"] = json!("mint");
+    let o = run(&r);
+    let i = assert_error_at(
+        &o,
+        "MeasureReport.group[1].flavour",
+        "unknown element 'flavour'",
+    );
+    assert_eq!(i.code, IssueType::Structure);
+}
+
+#[test]
+fn missing_required_element() {
+    let mut r = report();
+    r.as_object_mut().unwrap().remove("status");
+    let o = run(&r);
+    let i = assert_error_at(
+        &o,
+        "MeasureReport.status",
+        "missing required element 'status'",
+    );
+    assert_eq!(i.code, IssueType::Required);
+    assert_eq!(i.element_id.as_deref(), Some("MeasureReport.status"));
+}
+
+#[test]
+fn profile_cardinality_and_rule_source() {
+    let mut r = report();
+    r["reporter"].as_object_mut().unwrap().remove("identifier");
+    let o = run(&r);
+    let i = assert_error_at(
+        &o,
+        "MeasureReport.reporter.identifier",
+        "missing required element",
+    );
+    assert_eq!(i.profile.as_deref(), Some(PROFILE));
+    assert_eq!(
+        i.element_id.as_deref(),
+        Some("MeasureReport.reporter.identifier")
+    );
+}
+
+#[test]
+fn too_few_items_in_an_array() {
+    let mut r = report();
+    r["group"][0]["population"].as_array_mut().unwrap().pop();
+    let o = run(&r);
+    let i = assert_error_at(&o, "MeasureReport.group[0].population", "has 1 items");
+    assert_eq!(i.code, IssueType::Required);
+}
+
+#[test]
+fn json_shape_arrays_objects_nulls() {
+    let mut r = report();
+    r["group"][0]["stratifier"][0]["stratum"][0]["population"] = json!({"count": 1});
+    r["group"][1]["stratifier"] = json!([]);
+    r["period"] = json!([{"start": "2025-04-01"}]);
+    r["group"][2]["population"][0]["count"] = Value::Null;
+    let o = run(&r);
+    assert_error_at(
+        &o,
+        "MeasureReport.group[0].stratifier[0].stratum[0].population",
+        "must be a JSON array",
+    );
+    assert_error_at(&o, "MeasureReport.group[1].stratifier", "empty array");
+    assert_error_at(&o, "MeasureReport.period", "must be a single value");
+    assert_error_at(&o, "MeasureReport.group[2].population[0].count", "is null");
+}
+
+#[test]
+fn null_in_array_and_object_expected() {
+    let mut r = report();
+    r["group"][0]["stratifier"][1]["stratum"][2]["population"][0] = Value::Null;
+    r["group"][0]["code"] = json!("stillbirth-rate");
+    let o = run(&r);
+    assert_error_at(
+        &o,
+        "MeasureReport.group[0].stratifier[1].stratum[2].population[0]",
+        "null in 'population'",
+    );
+    assert_error_at(
+        &o,
+        "MeasureReport.group[0].code",
+        "must be a JSON object (CodeableConcept)",
+    );
+}
+
+#[test]
+fn primitive_types_and_formats() {
+    let mut r = report();
+    r["group"][0]["population"][1]["count"] = json!("6000");
+    r["group"][1]["population"][1]["count"] = json!(1.5);
+    r["period"]["start"] = json!("2025-02-30");
+    r["date"] = json!("2025-05-02T09:30:00");
+    r["id"] = json!("bad id!");
+    r["group"][2]["measureScore"]["value"] = json!("0.5");
+    let o = run(&r);
+    assert_error_at(
+        &o,
+        "MeasureReport.group[0].population[1].count",
+        "must be a JSON number",
+    );
+    assert_error_at(
+        &o,
+        "MeasureReport.group[1].population[1].count",
+        "not a valid integer",
+    );
+    assert_error_at(&o, "MeasureReport.period.start", "not a valid dateTime");
+    assert_error_at(&o, "MeasureReport.date", "must have a time zone");
+    assert_error_at(&o, "MeasureReport.id", "not a valid id");
+    assert_error_at(
+        &o,
+        "MeasureReport.group[2].measureScore.value",
+        "must be a JSON number",
+    );
+}
+
+#[test]
+fn decimal_text_is_kept_exactly() {
+    let mut bytes = report().to_string();
+    bytes = bytes.replacen("\"value\":0.007", "\"value\":0.00700000000000000000001", 1);
+    let o = testkit::validator().validate(bytes.as_bytes(), &[]);
+    assert!(errors(&o).is_empty(), "{:#?}", o.issues);
+    let bytes = bytes.replacen("\"count\":6000", "\"count\":6000.0", 1);
+    let o = testkit::validator().validate(bytes.as_bytes(), &[]);
+    assert_error_at(
+        &o,
+        "MeasureReport.group[0].population[1].count",
+        "whole number",
+    );
+}
+
+#[test]
+fn primitive_companions() {
+    let mut r = report();
+    r["_status"] = json!({"extension": [{"url": "http://example.org/x", "valueString": "a"}]});
+    let o = run(&r);
+    assert!(errors(&o).is_empty(), "{:#?}", o.issues);
+    let w = o
+        .issues
+        .iter()
+        .find(|i| i.severity == Severity::Warning)
+        .unwrap();
+    // FHIRPath has no `_status`: the extension is on the primitive itself.
+    assert_eq!(
+        w.expression.as_deref(),
+        Some("MeasureReport.status.extension[0]")
+    );
+    r["_status"] = json!({"id": "only-id"});
+    r.as_object_mut().unwrap().remove("status");
+    let o = run(&r);
+    assert_error_at(&o, "MeasureReport.status", "ele-1");
+    r["_status"] = json!("complete");
+    let o = run(&r);
+    assert_error_at(
+        &o,
+        "MeasureReport.status",
+        "must be an object with id/extension",
+    );
+}
+
+#[test]
+fn choice_types_one_value_only_and_of_type_paths() {
+    let o = run(&json!({
+        "resourceType": "Observation", "status": "final",
+        "code": {"text": "weight"},
+        "valueQuantity": {"value": "70"},
+        "valueString": "seventy"
+    }));
+    assert_error_at(&o, "Observation.valueString", "only one type may be used");
+    assert_error_at(
+        &o,
+        "Observation.value.ofType(Quantity).value",
+        "must be a JSON number",
+    );
+}
+
+#[test]
+fn fixed_value_from_profile() {
+    let mut r = report();
+    r["type"] = json!("individual");
+    let o = run(&r);
+    let i = assert_error_at(&o, "MeasureReport.type", "fixed value \"summary\"");
+    assert_eq!(i.code, IssueType::Value);
+    assert_eq!(i.profile.as_deref(), Some(PROFILE));
+}
+
+#[test]
+fn fixed_system_inside_expanded_type() {
+    let mut r = report();
+    r["reporter"]["identifier"]["system"] = json!("https://example.org/not-ods");
+    let o = run(&r);
+    assert_error_at(
+        &o,
+        "MeasureReport.reporter.identifier.system",
+        "fixed value",
+    );
+}
+
+#[test]
+fn required_binding_is_an_error_extensible_a_warning() {
+    let mut r = report();
+    r["group"][2]["code"]["coding"][0]["code"] = json!("not-an-indicator");
+    r["group"][0]["population"][0]["code"]["coding"][0]["code"] = json!("numerator-ish");
+    let o = run(&r);
+    let i = assert_error_at(
+        &o,
+        "MeasureReport.group[2].code",
+        "not in the required value set",
+    );
+    assert_eq!(i.code, IssueType::CodeInvalid);
+    let w = o
+        .issues
+        .iter()
+        .find(|i| i.expression.as_deref() == Some("MeasureReport.group[0].population[0].code"))
+        .expect("extensible binding warning");
+    assert_eq!(w.severity, Severity::Warning);
+    assert!(w.diagnostics.contains("extensible"), "{}", w.diagnostics);
+}
+
+#[test]
+fn slice_children_rules_apply_to_matched_items() {
+    let mut r = report();
+    r["group"][0]["stratifier"][0]["stratum"][3]["value"]["coding"][0]["code"] = json!("QQ");
+    r["group"][1]["stratifier"][1]["stratum"][4]
+        .as_object_mut()
+        .unwrap()
+        .remove("value");
+    let o = run(&r);
+    let i = assert_error_at(
+        &o,
+        "MeasureReport.group[0].stratifier[0].stratum[3].value",
+        "not in the required value set",
+    );
+    assert_eq!(
+        i.element_id.as_deref(),
+        Some("MeasureReport.group.stratifier:ethnic.stratum.value")
+    );
+    let i = assert_error_at(
+        &o,
+        "MeasureReport.group[1].stratifier[1].stratum[4].value",
+        "missing required element",
+    );
+    assert_eq!(
+        i.element_id.as_deref(),
+        Some("MeasureReport.group.stratifier:imd.stratum.value")
+    );
+}
+
+#[test]
+fn slice_cardinality() {
+    let mut r = report();
+    let s = r["group"][0]["stratifier"][0].clone();
+    r["group"][0]["stratifier"].as_array_mut().unwrap().push(s);
+    let o = run(&r);
+    let i = assert_error_at(&o, "MeasureReport.group[0].stratifier", "slice 'ethnic'");
+    assert!(
+        i.diagnostics.contains("has 2 items; it allows 0..1"),
+        "{}",
+        i.diagnostics
+    );
+}
+
+#[test]
+fn extensions_known_unknown_modifier_and_ext_1() {
+    let mut r = report();
+    r["extension"] = json!([
+        {"url": "http://example.org/unknown", "valueString": "x"},
+        {"url": "http://example.org/both", "valueString": "x", "extension": [{"url": "a", "valueCode": "b"}]}
+    ]);
+    r["modifierExtension"] = json!([{"url": "http://example.org/mod", "valueBoolean": true}]);
+    let o = run(&r);
+    let w = o
+        .issues
+        .iter()
+        .find(|i| i.expression.as_deref() == Some("MeasureReport.extension[0]"))
+        .unwrap();
+    assert_eq!(w.severity, Severity::Warning);
+    assert_eq!(w.code, IssueType::Extension);
+    assert_error_at(&o, "MeasureReport.extension[1]", "ext-1");
+    let i = assert_error_at(&o, "MeasureReport.modifierExtension[0]", "not known");
+    assert_eq!(i.code, IssueType::Extension);
+}
+
+#[test]
+fn meta_profile_unknown_is_a_warning_and_type_mismatch_an_error() {
+    let mut r = report();
+    r["meta"]["profile"] = json!(["https://example.org/StructureDefinition/nope"]);
+    let o = run(&r);
+    let w = o
+        .issues
+        .iter()
+        .find(|i| i.expression.as_deref() == Some("MeasureReport.meta.profile[0]"))
+        .unwrap();
+    assert_eq!(w.severity, Severity::Warning);
+    let o = testkit::validator().validate(
+        br#"{"resourceType":"Patient","meta":{"profile":["https://fhir.pqom-gateway.org/StructureDefinition/test-trust-measurereport"]}}"#,
+        &[],
+    );
+    assert_error_at(
+        &o,
+        "Patient",
+        "is for MeasureReport, but the resource is a Patient",
+    );
+}
+
+#[test]
+fn requested_profile_applies_and_unknown_requested_is_an_error() {
+    let mut r = report();
+    r.as_object_mut().unwrap().remove("meta");
+    r["type"] = json!("individual");
+    let bytes = r.to_string();
+    let v = testkit::validator();
+    assert!(!v.validate(bytes.as_bytes(), &[]).has_errors());
+    let o = v.validate(bytes.as_bytes(), &[PROFILE]);
+    assert_error_at(&o, "MeasureReport.type", "fixed value");
+    let o = v.validate(bytes.as_bytes(), &["https://example.org/none"]);
+    assert_eq!(errors(&o)[0].code, IssueType::NotSupported);
+}
+
+fn bundle(report: Value) -> Value {
+    json!({
+        "resourceType": "Bundle", "id": "b1", "type": "message",
+        "timestamp": "2025-05-02T09:30:00Z",
+        "entry": [
+            {"fullUrl": "urn:uuid:0e1d7c5a-6b3a-4f39-9d6e-0d1b2f1c0a01",
+             "resource": {"resourceType": "MessageHeader", "id": "h",
+                "eventCoding": {"system": "https://fhir.pqom-gateway.org/CodeSystem/pqom-message-event", "code": "pqom-submission"},
+                "source": {"endpoint": "https://trust.example.org/fhir"},
+                "focus": [{"reference": "urn:uuid:0e1d7c5a-6b3a-4f39-9d6e-0d1b2f1c0a02"}]}},
+            {"fullUrl": "urn:uuid:0e1d7c5a-6b3a-4f39-9d6e-0d1b2f1c0a02", "resource": report}
+        ]
+    })
+}
+
+#[test]
+fn bundle_entries_are_validated_with_full_paths() {
+    let mut r = report();
+    r["group"][2]["stratifier"][0]["stratum"][3]["value"] =
+        json!({"coding": [{"system": "x y", "code": "A"}]});
+    let o = run(&bundle(r));
+    assert_error_at(
+        &o,
+        "Bundle.entry[1].resource.group[2].stratifier[0].stratum[3].value.coding[0].system",
+        "not a valid uri",
+    );
+    assert_error_at(
+        &o,
+        "Bundle.entry[1].resource.group[2].stratifier[0].stratum[3].value",
+        "not in the required value set",
+    );
+}
+
+#[test]
+fn bundle_references_resolve_and_types_are_checked() {
+    let mut b = bundle(report());
+    assert!(errors(&run(&b)).is_empty(), "{:#?}", run(&b).issues);
+    b["entry"][0]["resource"]["focus"][0]["reference"] =
+        json!("urn:uuid:0e1d7c5a-6b3a-4f39-9d6e-0d1b2f1c0aff");
+    b["entry"][1]["resource"]["reporter"]["reference"] = json!("Patient/p1");
+    let o = run(&b);
+    let i = assert_error_at(
+        &o,
+        "Bundle.entry[0].resource.focus[0].reference",
+        "does not resolve",
+    );
+    assert_eq!(i.code, IssueType::NotFound);
+    assert_error_at(
+        &o,
+        "Bundle.entry[1].resource.reporter.reference",
+        "allows Organization",
+    );
+}
+
+#[test]
+fn entry_resources_need_a_known_resource_type() {
+    let mut b = bundle(report());
+    b["entry"][1]["resource"]
+        .as_object_mut()
+        .unwrap()
+        .remove("resourceType");
+    b["entry"][0]["resource"]["resourceType"] = json!("MessageHeadr");
+    let o = run(&b);
+    assert_error_at(&o, "Bundle.entry[1].resource", "no resourceType");
+    assert_error_at(
+        &o,
+        "Bundle.entry[0].resource",
+        "unknown resource type 'MessageHeadr'",
+    );
+}
+
+#[test]
+fn contained_resources_and_local_references() {
+    let mut r = report();
+    r["contained"] = json!([{"resourceType": "Organization", "id": "org", "active": "yes"}]);
+    r["reporter"]["reference"] = json!("#org");
+    r["subject"] = json!({"reference": "#missing"});
+    let o = run(&r);
+    assert_error_at(
+        &o,
+        "MeasureReport.contained[0].active",
+        "must be a JSON boolean",
+    );
+    assert_error_at(&o, "MeasureReport.subject.reference", "does not exist");
+    assert!(
+        !errors(&o)
+            .iter()
+            .any(|i| i.expression.as_deref() == Some("MeasureReport.reporter.reference")),
+        "{:#?}",
+        o.issues
+    );
+}
+
+#[test]
+fn duplicate_properties_are_errors() {
+    let bytes = br#"{"resourceType":"Patient","active":true,"active":false}"#;
+    let o = testkit::validator().validate(bytes, &[]);
+    assert_error_at(&o, "Patient.active", "appears more than once");
+}
+
+#[test]
+fn empty_object_fails_ele_1() {
+    let mut r = report();
+    r["period"] = json!({});
+    let o = run(&r);
+    let i = assert_error_at(&o, "MeasureReport.period", "ele-1");
+    assert_eq!(i.code, IssueType::Invariant);
+}
+
+/// Quick local timing, not an assertion (criterion benches own the figures):
+/// `cargo test --lib --config 'profile.dev.package.pqom-gateway.opt-level=3' \
+///   --config 'profile.dev.package.sonic-rs.opt-level=3' validate::walk::tests::timing -- --ignored --nocapture`
+#[test]
+#[ignore]
+fn timing() {
+    let bytes = testkit::reference_report(12).to_string().into_bytes();
+    let v = testkit::validator();
+    assert!(!v.validate(&bytes, &[]).has_errors());
+    let n = 2000;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        let _: sonic_rs::Value = sonic_rs::Deserializer::from_slice(&bytes)
+            .use_rawnumber()
+            .deserialize()
+            .unwrap();
+    }
+    let parse = t.elapsed().as_secs_f64() / n as f64;
+    let t = std::time::Instant::now();
+    for _ in 0..n {
+        std::hint::black_box(v.validate(&bytes, &[]));
+    }
+    let full = t.elapsed().as_secs_f64() / n as f64;
+    let parsed: sonic_rs::Value = sonic_rs::Deserializer::from_slice(&bytes)
+        .use_rawnumber()
+        .deserialize()
+        .unwrap();
+    let t = std::time::Instant::now();
+    for _ in 0..n * 5 {
+        std::hint::black_box(v.validate_value(&parsed, &[]));
+    }
+    let walk = t.elapsed().as_secs_f64() / (n * 5) as f64;
+    fn visit(v: &sonic_rs::Value) -> usize {
+        use sonic_rs::{JsonContainerTrait, JsonValueTrait};
+        if let Some(o) = v.as_object() {
+            o.iter().map(|(k, x)| k.len() + visit(x)).sum::<usize>() + 1
+        } else if let Some(a) = v.as_array() {
+            a.iter().map(visit).sum::<usize>() + 1
+        } else {
+            v.as_str().map_or(1, |s| s.len())
+        }
+    }
+    let t = std::time::Instant::now();
+    for _ in 0..n * 5 {
+        std::hint::black_box(visit(std::hint::black_box(&parsed)));
+    }
+    let trav = t.elapsed().as_secs_f64() / (n * 5) as f64;
+    eprintln!("bare traversal {:.0}/s", 1.0 / trav);
+    eprintln!(
+        "report {} bytes: parse {:.0}/s, walk only {:.0}/s, parse+validate {:.0}/s ({:.0} MB/s)",
+        bytes.len(),
+        1.0 / parse,
+        1.0 / walk,
+        1.0 / full,
+        bytes.len() as f64 / full / 1e6
+    );
+}
