@@ -156,11 +156,35 @@ fn provenance_meets_the_profile() {
 
     // every FHIRPath invariant in the profile holds on its elements
     let mut checked = 0;
-    for e in sd["differential"]["element"].as_array().unwrap() {
+    // Constraints after an entity slice header apply only to that slice's entities.
+    let mut slice_system: Option<Value> = None;
+    for (i, e) in elements.iter().enumerate() {
+        if e["path"] == "Provenance.entity" {
+            slice_system = e["sliceName"].as_str().map(|_| {
+                elements[i + 1..]
+                    .iter()
+                    .find(|x| x["path"] == "Provenance.entity.what.identifier.system")
+                    .unwrap()["fixedUri"]
+                    .clone()
+            });
+        }
+        let path = e["path"].as_str().unwrap();
         for c in e["constraint"].as_array().into_iter().flatten() {
             let expr = Expr::parse(c["expression"].as_str().unwrap()).unwrap();
             let ctx = EvalContext::new();
-            for node in at(&p, e["path"].as_str().unwrap()) {
+            let scoped;
+            let root = match (&slice_system, path.starts_with("Provenance.entity.")) {
+                (Some(system), true) => {
+                    let only: Vec<&Value> = entities
+                        .iter()
+                        .filter(|x| &x["what"]["identifier"]["system"] == system)
+                        .collect();
+                    scoped = serde_json::json!({ "entity": only });
+                    &scoped
+                }
+                _ => &p,
+            };
+            for node in at(root, path) {
                 let result = expr.evaluate(&ctx, node).unwrap();
                 assert_eq!(
                     result.as_boolean().unwrap(),
