@@ -21,7 +21,8 @@ async fn server() -> Server {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let validator = load_validator(&[root.join("definitions/r4"), root.join("profiles")])
         .expect("definitions load");
-    let state = AppState::new(Pipeline::new(store, Limits::default())).with_validator(std::sync::Arc::new(validator));
+    let state = AppState::new(Pipeline::new(store, Limits::default()))
+        .with_validator(std::sync::Arc::new(validator));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, api::router(state)).await });

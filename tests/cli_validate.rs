@@ -49,11 +49,11 @@ fn valid_report_and_message_pass_with_exit_zero() {
         stdout(&out),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout(&out).contains("report.json: ok"), "{}", stdout(&out));
+    // Warnings (e.g. dom-6: no narrative) may be listed; errors may not.
+    let text = stdout(&out);
     assert!(
-        stdout(&out).contains("message.json: ok"),
-        "{}",
-        stdout(&out)
+        !text.contains(": error [") && !text.contains(": fatal ["),
+        "{text}"
     );
 }
 

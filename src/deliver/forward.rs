@@ -705,7 +705,7 @@ mod tests {
             "MeasureReport/mr-1/_history/2"
         );
         assert_eq!(
-            prov["entity"][0]["extension"][0]["valueString"],
+            prov["entity"][1]["what"]["identifier"]["value"],
             sha256_hex(&submission)
         );
     }

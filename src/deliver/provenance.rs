@@ -16,16 +16,16 @@
 //!   agent[0]         type provenance-participant-type#author;  who.identifier = trust ODS code
 //!   agent[1]         type provenance-participant-type#assembler; who = #gateway
 //!   agent[2]         type {base}/CodeSystem/pqom-provenance-agent-type#transmitter; who = #gateway
-//!   entity[0]        role source; what.identifier {base}/Id/message-id = submission MessageHeader.id;
-//!                    extension {base}/StructureDefinition/pqom-content-sha256 (valueString) =
-//!                    lower-case hex SHA-256 of the submission bytes exactly as received (64 chars)
+//!   entity[0]        role source; what.identifier {base}/Id/message-header-id = MessageHeader.id
+//!   entity[1]        role source; what.identifier {base}/Id/submission-sha256 = lower-case hex
+//!                    SHA-256 of the submission bytes exactly as received (64 characters)
 //!   signature[0]     type urn:iso-astm:E1762-95:2013#1.2.840.10065.1.12.1.14 (Source Signature);
 //!                    when = recorded; who = #gateway; targetFormat application/fhir+json;
 //!                    sigFormat application/jose; data = base64 of the detached compact JWS
 //! ```
 //!
 //! This follows `profiles/StructureDefinition-pqom-provenance.json` (slices author and assembler,
-//! one entity with the pqom-content-sha256 extension; agent slicing is open). FHIR R4's
+//! entity slices message and sha256; agent slicing is open). FHIR R4's
 //! provenance-participant-type has no "transmitter" code, so the transmitting agent uses the
 //! project's own code system `pqom-provenance-agent-type` (the binding is extensible).
 
@@ -35,10 +35,9 @@ use super::directory::Route;
 
 pub const PROFILE: &str = "https://fhir.pqom-gateway.org/StructureDefinition/pqom-provenance";
 /// Identifier system: `MessageHeader.id` of the submission the forwarded data came from.
-pub const MESSAGE_ID_SYSTEM: &str = "https://fhir.pqom-gateway.org/Id/message-id";
-/// Extension on `Provenance.entity`: lower-case hex SHA-256 of the submission bytes as received.
-pub const SHA256_EXTENSION: &str =
-    "https://fhir.pqom-gateway.org/StructureDefinition/pqom-content-sha256";
+pub const MESSAGE_ID_SYSTEM: &str = "https://fhir.pqom-gateway.org/Id/message-header-id";
+/// Identifier system: lower-case hex SHA-256 of the submission bytes as received.
+pub const SHA256_SYSTEM: &str = "https://fhir.pqom-gateway.org/Id/submission-sha256";
 /// Identifier system: the gateway instance (Device.identifier).
 pub const GATEWAY_INSTANCE_SYSTEM: &str = "https://fhir.pqom-gateway.org/Id/gateway-instance";
 pub const AGENT_TYPE_SYSTEM: &str =
@@ -173,15 +172,24 @@ pub fn build(
                 "who": gateway_ref,
             }
         ],
-        "entity": [{
-            "extension": [{ "url": SHA256_EXTENSION, "valueString": source.sha256 }],
-            "role": "source",
-            "what": {
-                "type": "MessageHeader",
-                "identifier": { "system": MESSAGE_ID_SYSTEM, "value": source.message_id },
-                "display": format!("PQOM submission from {}", route.trust.ods),
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "type": "MessageHeader",
+                    "identifier": { "system": MESSAGE_ID_SYSTEM, "value": source.message_id },
+                    "display": format!("PQOM submission from {}", route.trust.ods),
+                }
+            },
+            {
+                "role": "source",
+                "what": {
+                    "type": "Bundle",
+                    "identifier": { "system": SHA256_SYSTEM, "value": source.sha256 },
+                    "display": "SHA-256 of the submission as received",
+                }
             }
-        }],
+        ],
         "signature": [{
             "type": [coding(SIGNATURE_TYPE_SYSTEM, SOURCE_SIGNATURE_CODE, "Source Signature")],
             "when": recorded,
@@ -218,24 +226,16 @@ pub fn entity_identifiers<'a>(provenance: &'a Json, system: &'a str) -> Vec<&'a 
         .collect()
 }
 
-/// The submission hash recorded on the entities, if exactly one.
+/// The submission hash recorded in the entities, if exactly one.
 pub fn entity_hash(provenance: &Json) -> Result<&str, String> {
-    let hashes: Vec<&Json> = provenance
-        .get("entity")
-        .and_then(Json::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.get("extension").and_then(Json::as_array))
-        .flatten()
-        .filter(|x| x.get("url").and_then(Json::as_str) == Some(SHA256_EXTENSION))
-        .collect();
-    match hashes[..] {
-        [one] => one
-            .get("valueString")
-            .and_then(Json::as_str)
-            .ok_or_else(|| format!("the {SHA256_EXTENSION} extension has no valueString")),
-        [] => Err(format!("no entity extension {SHA256_EXTENSION}")),
-        _ => Err(format!("more than one entity extension {SHA256_EXTENSION}")),
+    match entity_identifiers(provenance, SHA256_SYSTEM)[..] {
+        [one] => Ok(one),
+        [] => Err(format!(
+            "no entity.what.identifier with system {SHA256_SYSTEM}"
+        )),
+        _ => Err(format!(
+            "more than one entity.what.identifier with system {SHA256_SYSTEM}"
+        )),
     }
 }
 
@@ -277,7 +277,7 @@ mod tests {
         for url in [
             PROFILE,
             MESSAGE_ID_SYSTEM,
-            SHA256_EXTENSION,
+            SHA256_SYSTEM,
             GATEWAY_INSTANCE_SYSTEM,
             PQOM_AGENT_TYPE_SYSTEM,
         ] {
