@@ -35,17 +35,10 @@ pub struct AppState {
     /// Location headers and Bundle links. `None`: derived from the request's Host header.
     pub base_url: Option<String>,
     pub metrics: PrometheusHandle,
-<<<<<<< HEAD
     /// The validator behind `$validate` (None: the operation answers 503).
     pub validator: Option<Arc<crate::validate::Validator>>,
     /// The gateway's signing keys; their public halves are served at `/.well-known/jwks.json`.
     pub keys: Option<Arc<crate::deliver::keys::KeyRing>>,
-=======
-    /// The gateway's signing keys; their public halves are served at `/.well-known/jwks.json`.
-    pub keys: Option<Arc<crate::deliver::keys::KeyRing>>,
-    /// The validator behind `$validate` (None: the operation answers 503).
-    pub validator: Option<crate::validate::Validator>,
->>>>>>> provenance
 }
 
 impl AppState {
@@ -55,13 +48,8 @@ impl AppState {
             profiles: Arc::new(Vec::new()),
             base_url: None,
             metrics: metrics::handle(),
-<<<<<<< HEAD
             validator: None,
             keys: None,
-=======
-            keys: None,
-            validator: None,
->>>>>>> provenance
         }
     }
 
@@ -70,11 +58,7 @@ impl AppState {
         self
     }
 
-<<<<<<< HEAD
     pub fn with_validator(mut self, validator: Arc<crate::validate::Validator>) -> Self {
-=======
-    pub fn with_validator(mut self, validator: crate::validate::Validator) -> Self {
->>>>>>> provenance
         self.validator = Some(validator);
         self
     }

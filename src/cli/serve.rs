@@ -27,11 +27,6 @@ pub enum StartError {
     Store(#[from] store::StoreError),
     #[error(transparent)]
     Serve(#[from] server::ServeError),
-<<<<<<< HEAD
-=======
-    #[error("cannot load the signing keys")]
-    Keys(#[from] crate::deliver::keys::KeyError),
->>>>>>> provenance
     #[error("cannot load the conformance resources: {0}")]
     Profiles(#[from] crate::validate::LoadError),
     #[error("cannot load the mappings: {0}")]
@@ -138,12 +133,8 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     let state = AppState::new(pipeline)
         .with_profiles(profiles)
         .with_base_url(format!("{base}/fhir"))
-<<<<<<< HEAD
         .with_validator(validator)
         .with_keys(Arc::new(keys));
-=======
-        .with_keys(std::sync::Arc::new(keys));
->>>>>>> provenance
     let router = api::router(state);
 
     // The one line on stdout: scripts and tests read the address from it (logs go to stderr).
