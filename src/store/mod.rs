@@ -112,6 +112,8 @@ pub struct StoredSubmission {
 }
 
 /// What committing a submission did.
+// Returned once per commit and matched at once: boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum CommitOutcome {
     /// Committed; the versions written, in the order of `NewSubmission::resources`.

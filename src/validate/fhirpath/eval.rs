@@ -1586,16 +1586,14 @@ fn key<'s, N: Node>(i: &'s Item<'_, N>) -> Option<Key<'s>> {
 /// by pairwise equality.
 fn union<'a, N: Node>(a: &[Item<'a, N>], b: &[Item<'a, N>]) -> Collection<'a, N> {
     let mut out: Collection<'a, N> = Collection::empty();
-    if a.len() + b.len() > 16 {
-        if a.iter().chain(b).all(|i| key(i).is_some()) {
-            let mut seen = std::collections::HashSet::with_capacity(a.len() + b.len());
-            for x in a.iter().chain(b) {
-                if key(x).is_some_and(|k| seen.insert(k)) {
-                    out.push(x.clone());
-                }
+    if a.len() + b.len() > 16 && a.iter().chain(b).all(|i| key(i).is_some()) {
+        let mut seen = std::collections::HashSet::with_capacity(a.len() + b.len());
+        for x in a.iter().chain(b) {
+            if key(x).is_some_and(|k| seen.insert(k)) {
+                out.push(x.clone());
             }
-            return out;
         }
+        return out;
     }
     for x in a.iter().chain(b) {
         if !contains(out.as_slice(), x) {
