@@ -6,6 +6,9 @@
 //! must reach a server that lets the user create databases. If it is unreachable the PostgreSQL
 //! tests fail, unless `PQOM_SKIP_POSTGRES=1`.
 
+#[path = "common/pg.rs"]
+mod pg;
+
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
@@ -49,7 +52,7 @@ impl Backend {
 
 enum Guard {
     Sqlite { _dir: tempfile::TempDir },
-    Postgres { _database: PgDatabase },
+    Postgres { _database: pg::PgDatabase },
 }
 
 async fn sqlite_backend() -> Backend {
@@ -67,85 +70,9 @@ async fn sqlite_backend() -> Backend {
     }
 }
 
-fn admin_url() -> String {
-    std::env::var("PQOM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-/// `url` with its database name replaced.
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let prefix = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{prefix}/{database}?{q}"),
-        None => format!("{prefix}/{database}"),
-    }
-}
-
-/// A database created for one test, dropped (even if the test panics) when this is dropped.
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        // Drop runs inside the test's runtime; a separate thread with its own runtime may block.
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
 async fn postgres_backend() -> Option<Backend> {
-    use sqlx::Connection;
-    if std::env::var("PQOM_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-        eprintln!("PQOM_SKIP_POSTGRES=1: PostgreSQL test skipped");
-        return None;
-    }
-    let admin_url = admin_url();
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is not reachable at {admin_url}: {e}\n\
-             Start PostgreSQL, point PQOM_TEST_POSTGRES_URL at it, or set PQOM_SKIP_POSTGRES=1 \
-             to skip the PostgreSQL half of this suite."
-            )
-        });
-    let name = format!("pqom_test_{}", Uuid::new_v4().simple());
-    let sql = format!("CREATE DATABASE \"{name}\"");
-    sqlx::query(sqlx::AssertSqlSafe(sql))
-        .execute(&mut admin)
-        .await
-        .expect("CREATE DATABASE");
-    let guard = PgDatabase {
-        admin_url: admin_url.clone(),
-        name: name.clone(),
-    };
-    let database_url = with_database(&admin_url, &name);
+    let database = pg::fresh_database("pqom_test").await?;
+    let database_url = database.url.clone();
     let store = store::open(Some(&database_url), std::path::Path::new("."))
         .await
         .expect("open PostgreSQL store");
@@ -153,7 +80,9 @@ async fn postgres_backend() -> Option<Backend> {
         store,
         database_url: Some(database_url),
         data_dir: ".".into(),
-        _guard: Guard::Postgres { _database: guard },
+        _guard: Guard::Postgres {
+            _database: database,
+        },
     })
 }
 

@@ -34,7 +34,7 @@ pub enum StartError {
     #[error("cannot load the signing keys")]
     Keys(#[from] crate::deliver::keys::KeyError),
     #[error("cannot prepare the gateway: {0}")]
-    Demo(String),
+    Prepare(String),
     #[error("cannot start the async runtime: {0}")]
     Runtime(#[from] std::io::Error),
 }
@@ -124,7 +124,7 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     let published = pipeline
         .publish_catalogue()
         .await
-        .map_err(|e| StartError::Demo(format!("publishing the indicator catalogue: {e}")))?;
+        .map_err(|e| StartError::Prepare(format!("publishing the indicator catalogue: {e}")))?;
     tracing::info!(published, "indicator catalogue published");
     if demo.is_some() {
         load_samples(&pipeline).await?;
@@ -157,7 +157,7 @@ async fn load_validator(config: &Config) -> Result<Arc<crate::validate::Validato
     let validator =
         tokio::task::spawn_blocking(move || crate::validate::terminology::load_validator(&sources))
             .await
-            .map_err(|e| StartError::Demo(e.to_string()))??;
+            .map_err(|e| StartError::Prepare(e.to_string()))??;
     // Rules the engine cannot check are reported once, here. Those in the PQOM profiles matter to
     // this gateway's users (warn); those in base R4 examples do not (debug, with a count).
     let (ours, base): (Vec<_>, Vec<_>) = validator
@@ -210,11 +210,11 @@ async fn load_samples(pipeline: &Pipeline) -> Result<(), StartError> {
                 seed,
             };
             let body = serde_json::to_vec(&submission_bundle(&params))
-                .map_err(|e| StartError::Demo(e.to_string()))?;
+                .map_err(|e| StartError::Prepare(e.to_string()))?;
             pipeline
                 .process_message(body)
                 .await
-                .map_err(|e| StartError::Demo(e.to_string()))?;
+                .map_err(|e| StartError::Prepare(e.to_string()))?;
         }
     }
     Ok(())

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
+
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -46,7 +48,7 @@ pub struct TestApp {
 enum Guard {
     None,
     Sqlite(tempfile::TempDir),
-    Postgres(PgDatabase),
+    Postgres(pg::PgDatabase),
 }
 
 /// Start the gateway on `backend`; `None` when PostgreSQL is skipped.
@@ -236,86 +238,12 @@ pub fn message(identifier: &str) -> (Value, String) {
 // ---------------------------------------------------------------------------------------------
 // PostgreSQL
 
-fn admin_url() -> String {
-    std::env::var("PQOM_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
-}
-
-fn with_database(url: &str, database: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((b, q)) => (b, Some(q)),
-        None => (url, None),
-    };
-    let authority_start = base.find("://").map(|i| i + 3).unwrap_or(0);
-    let prefix = match base[authority_start..].find('/') {
-        Some(slash) => &base[..authority_start + slash],
-        None => base,
-    };
-    match query {
-        Some(q) => format!("{prefix}/{database}?{q}"),
-        None => format!("{prefix}/{database}"),
-    }
-}
-
-struct PgDatabase {
-    admin_url: String,
-    name: String,
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let name = self.name.clone();
-        let _ = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("runtime");
-            runtime.block_on(async move {
-                use sqlx::Connection;
-                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin_url).await {
-                    let sql = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(sql))
-                        .execute(&mut conn)
-                        .await;
-                }
-            })
-        })
-        .join();
-    }
-}
-
-async fn postgres_store() -> Option<(Arc<dyn Store>, PgDatabase)> {
-    use sqlx::Connection;
-    if std::env::var("PQOM_SKIP_POSTGRES").is_ok_and(|v| v == "1") {
-        eprintln!("PQOM_SKIP_POSTGRES=1: PostgreSQL test skipped");
-        return None;
-    }
-    let admin_url = admin_url();
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
+async fn postgres_store() -> Option<(Arc<dyn Store>, pg::PgDatabase)> {
+    let database = pg::fresh_database("pqom_api").await?;
+    let store = store::open(Some(&database.url), std::path::Path::new("."))
         .await
-        .unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL is not reachable at {admin_url}: {e}\n\
-                 Start PostgreSQL, point PQOM_TEST_POSTGRES_URL at it, or set PQOM_SKIP_POSTGRES=1"
-            )
-        });
-    let name = format!("pqom_api_{}", Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-        .execute(&mut admin)
-        .await
-        .expect("CREATE DATABASE");
-    let guard = PgDatabase {
-        admin_url: admin_url.clone(),
-        name: name.clone(),
-    };
-    let store = store::open(
-        Some(&with_database(&admin_url, &name)),
-        std::path::Path::new("."),
-    )
-    .await
-    .expect("open PostgreSQL store");
-    Some((store, guard))
+        .expect("open PostgreSQL store");
+    Some((store, database))
 }
 
 /// Run each named test (an `async fn(TestApp)`) once per backend.
