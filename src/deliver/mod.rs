@@ -8,13 +8,17 @@
 //! - [`signing`]: detached EdDSA JWS.
 //! - [`provenance`]: the Provenance resource shape.
 //! - [`forward`]: the forwarded message Bundle: build, sign, verify.
+//! - [`subscription`]: the topics, reading a Subscription (R5 Backport IG for R4), filters.
+//! - [`notification`]: the notification Bundles (handshake, heartbeat, events, `$status`).
 
 pub mod canonical;
 pub mod directory;
 pub mod forward;
 pub mod keys;
+pub mod notification;
 pub mod provenance;
 pub mod signing;
+pub mod subscription;
 
 /// Errors of the delivery stage.
 #[derive(Debug, thiserror::Error)]
