@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "PQOM_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Accept plain-http Subscription endpoints on localhost / 127.0.0.1 / [::1] (development
+    /// and tests; every other endpoint must be https).
+    #[arg(long, env = "PQOM_SUBSCRIPTION_HTTP_LOOPBACK")]
+    pub subscription_http_loopback: bool,
 }
 
 /// The config file: the same settings as the flags, all optional.
@@ -98,6 +102,7 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    subscription_http_loopback: Option<bool>,
     /// `[signing]`: keys for signed Provenance (see `deliver::keys`). Absent: development key.
     #[serde(default)]
     signing: crate::deliver::keys::SigningConfig,
@@ -126,6 +131,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Signing keys (`[signing]` in the config file only: key material is not a flag).
     pub signing: crate::deliver::keys::SigningConfig,
+    /// Plain-http Subscription endpoints allowed on the loopback interface.
+    pub subscription_http_loopback: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -223,6 +230,8 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             tls,
             signing: file.signing,
+            subscription_http_loopback: args.subscription_http_loopback
+                || file.subscription_http_loopback.unwrap_or(false),
         })
     }
 }

@@ -20,7 +20,7 @@ use crate::store::search::SearchQuery;
 type ApiResult = Result<Response, ApiError>;
 
 /// A FHIR JSON response.
-fn fhir(status: StatusCode, format: Format, body: &Value) -> Response {
+pub(super) fn fhir(status: StatusCode, format: Format, body: &Value) -> Response {
     let bytes = if format.pretty {
         serde_json::to_vec_pretty(body)
     } else {
@@ -35,7 +35,7 @@ fn fhir(status: StatusCode, format: Format, body: &Value) -> Response {
     response
 }
 
-fn http_date(at: OffsetDateTime) -> String {
+pub(super) fn http_date(at: OffsetDateTime) -> String {
     let fmt = format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
@@ -59,7 +59,7 @@ fn version_headers(response: &mut Response, stored: &StoredResource) {
 }
 
 /// The FHIR base URL of this server as the client sees it.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(base) = &state.base_url {
         return base.clone();
     }
@@ -360,6 +360,11 @@ pub async fn metadata(
                 .iter()
                 .map(|p| (p.name, p.type_code, p.documentation))
                 .collect(),
+            operations: def
+                .operations
+                .iter()
+                .map(|o| (o.name, o.definition))
+                .collect(),
         })
         .collect();
     // Profiles for types received only inside messages (Bundle, MessageHeader): listed with no
@@ -380,6 +385,7 @@ pub async fn metadata(
                 interactions: Vec::new(),
                 conditional_create: false,
                 search_params: Vec::new(),
+                operations: Vec::new(),
             });
         }
     }

@@ -130,7 +130,15 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         load_samples(&pipeline).await?;
     }
     let keys = crate::deliver::keys::KeyRing::load(&config.signing, &config.data_dir)?;
+    let subscriber = Arc::new(crate::deliver::subscriber::Subscriber::new(
+        pipeline.store().clone(),
+        format!("{base}/fhir"),
+        crate::deliver::subscription::ParseOptions {
+            allow_http_loopback: config.subscription_http_loopback,
+        },
+    ));
     let state = AppState::new(pipeline)
+        .with_subscriptions(subscriber.clone())
         .with_profiles(profiles)
         .with_base_url(format!("{base}/fhir"))
         .with_validator(validator)
@@ -143,9 +151,22 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         print_demo_help(&base);
     }
     tracing::info!(%base, store = if config.database_url.is_some() { "postgres" } else { "sqlite" }, "ready");
-    bound
-        .serve(router, config.request_timeout, server::shutdown_signal())
-        .await?;
+    // Background work stops with the server: the signal that starts draining requests also ends
+    // the heartbeat loop.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let heartbeats = tokio::spawn(subscriber.run(stopped));
+    let shutdown = async move {
+        server::shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    let served = bound.serve(router, config.request_timeout, shutdown).await;
+    if tokio::time::timeout(server::DRAIN_TIMEOUT, heartbeats)
+        .await
+        .is_err()
+    {
+        tracing::warn!("subscription heartbeats did not stop in time");
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }

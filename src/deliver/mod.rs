@@ -10,6 +10,7 @@
 //! - [`forward`]: the forwarded message Bundle: build, sign, verify.
 //! - [`subscription`]: the topics, reading a Subscription (R5 Backport IG for R4), filters.
 //! - [`notification`]: the notification Bundles (handshake, heartbeat, events, `$status`).
+//! - [`subscriber`]: handshakes and heartbeats to subscriber endpoints (the one impure part here).
 
 pub mod canonical;
 pub mod directory;
@@ -18,6 +19,7 @@ pub mod keys;
 pub mod notification;
 pub mod provenance;
 pub mod signing;
+pub mod subscriber;
 pub mod subscription;
 
 /// Errors of the delivery stage.
