@@ -584,3 +584,33 @@ fn urlencode(s: &str) -> String {
         })
         .collect()
 }
+
+/// SIGTERM with a heartbeat loop running: the gateway stops promptly and cleanly (the loop
+/// listens to the same shutdown signal as the server).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_gateway_and_its_heartbeats() {
+    let mut gw = start(Backend::Sqlite).await.unwrap();
+    let hook = endpoint(200).await;
+    let (_, _, body) = gw
+        .create(&subscription(&format!("{}/notify", hook.uri()), Some(1)))
+        .await;
+    assert_eq!(body["status"], "active");
+    wait_for(&hook, "heartbeat", 1).await;
+    let term = Command::new("kill")
+        .args(["-TERM", &gw.child.id().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(term.success());
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = gw.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            start.elapsed() < DEADLINE,
+            "still running {DEADLINE:?} after SIGTERM"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+}
