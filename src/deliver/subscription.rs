@@ -402,10 +402,10 @@ pub fn parse_with(
         }
     };
 
-    if !obj
+    if obj
         .get("reason")
         .and_then(Value::as_str)
-        .is_some_and(|r| !r.trim().is_empty())
+        .is_none_or(|r| r.trim().is_empty())
     {
         issues.push(invalid(
             IssueType::Required,
