@@ -56,6 +56,7 @@ fn next_submission(report: &Value, message: &[u8]) -> NewSubmission {
                 identifier,
             )),
         }],
+        indicator_values: vec![],
     }
 }
 

@@ -1,7 +1,7 @@
 //! The one place that strings the stages together:
 //!
 //! ```text
-//! bytes ──> ingest (envelope) ──> validate (plug point) ──> store (one commit) ──> response
+//! bytes ──> ingest (envelope) ──> validate (plug point) ──> map ──> store (one commit) ──> response
 //! ```
 //!
 //! Every submission that reaches the pipeline is recorded: accepted ones with their resources,
@@ -253,13 +253,12 @@ impl Pipeline {
             outcome: outcome.to_json(),
             response: Some(response.clone()),
             resources,
+            indicator_values: mapped.map(|(o, _)| o.values).unwrap_or_default(),
         };
         let submission_id = submission.id;
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(_) => {
                 count("message", "accepted", "none");
-                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
-                    .await;
                 Ok(MessageResult::Responded {
                     response,
                     code: ResponseCode::Ok,
@@ -295,6 +294,7 @@ impl Pipeline {
             outcome: outcome.to_json(),
             response: response.clone(),
             resources: Vec::new(),
+            indicator_values: Vec::new(),
         };
         let submission_id = submission.id;
         match record_rejection(&*self.store, submission).await {
@@ -415,13 +415,11 @@ impl Pipeline {
                 identifier: business_identifier(&resource.json),
                 resource: resource.json,
             }],
+            indicator_values: mapped.map(|(o, _)| o.values).unwrap_or_default(),
         };
-        let submission_id = submission.id;
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(mut written) if !written.is_empty() => {
                 count("rest", "accepted", "none");
-                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
-                    .await;
                 Ok(CreateResult::Created {
                     resource: written.swap_remove(0),
                     outcome: validation,
@@ -454,6 +452,7 @@ impl Pipeline {
             outcome: rejection.outcome().to_json(),
             response: None,
             resources: Vec::new(),
+            indicator_values: Vec::new(),
         };
         let submission_id = submission.id;
         record_rejection(&*self.store, submission).await;

@@ -156,6 +156,13 @@ impl PostgresStore {
             .await?;
             written[i] = (id, version_id, last_updated);
         }
+        super::indicators::postgres::record(
+            &mut tx,
+            submission.id,
+            now,
+            &submission.indicator_values,
+        )
+        .await?;
         tx.commit().await?;
         // Committed: no retry will need the resources again, so they move into the result.
         let resources = std::mem::take(&mut submission.resources);
@@ -351,15 +358,6 @@ impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
-    }
-
-    async fn record_indicator_values(
-        &self,
-        submission_id: Uuid,
-        recorded_at: time::OffsetDateTime,
-        values: &[crate::map::IndicatorValue],
-    ) -> StoreResult<()> {
-        super::indicators::postgres::record(&self.pool, submission_id, recorded_at, values).await
     }
 
     async fn indicator_values(

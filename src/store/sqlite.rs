@@ -181,6 +181,13 @@ impl Store for SqliteStore {
                 submission_id: submission.id,
             });
         }
+        super::indicators::sqlite::record(
+            &mut tx,
+            submission.id,
+            now,
+            &submission.indicator_values,
+        )
+        .await?;
         tx.commit().await?;
         Ok(CommitOutcome::Committed(written))
     }
@@ -322,15 +329,6 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
-    }
-
-    async fn record_indicator_values(
-        &self,
-        submission_id: Uuid,
-        recorded_at: time::OffsetDateTime,
-        values: &[crate::map::IndicatorValue],
-    ) -> StoreResult<()> {
-        super::indicators::sqlite::record(&self.writer, submission_id, recorded_at, values).await
     }
 
     async fn indicator_values(
