@@ -841,7 +841,7 @@ fn check_endpoint(endpoint: &str, options: &ParseOptions) -> Result<(), String> 
         )),
         scheme => Err(format!(
             "endpoint '{endpoint}' uses '{scheme}'; expected an https URL (notifications carry \
-             patient-level quality data)"
+             headers such as bearer tokens, and the trusts' quality data)"
         )),
     }
 }
