@@ -8,12 +8,14 @@
 //! - [`signing`]: detached EdDSA JWS.
 //! - [`provenance`]: the Provenance resource shape.
 //! - [`forward`]: the forwarded message Bundle: build, sign, verify.
+//! - [`regional`]: the consolidated regional bundle (pooled region, ICB and trust reports).
 
 pub mod canonical;
 pub mod directory;
 pub mod forward;
 pub mod keys;
 pub mod provenance;
+pub mod regional;
 pub mod signing;
 
 /// Errors of the delivery stage.
