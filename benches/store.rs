@@ -79,6 +79,7 @@ fn small_submission() -> NewSubmission {
         outcome: json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "structure"}]}),
         response: None,
         resources: vec![],
+        indicator_values: vec![],
     }
 }
 

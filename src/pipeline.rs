@@ -31,7 +31,9 @@ use crate::store::{
 pub use crate::ingest::Limits;
 
 mod indicators;
+mod reports;
 pub use indicators::CATALOGUE_ID_SYSTEM;
+pub use reports::{IndicatorPage, PeriodRange, Series, SeriesPoint, SeriesRefusal};
 
 /// The validation plug point. The validator (profiles, FHIRPath invariants, terminology)
 /// implements it; errors in the outcome reject the submission, warnings are kept with it.
@@ -142,6 +144,11 @@ pub enum PipelineError {
     MultipleMatches(Issue),
     #[error("the processing task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("building or signing a bundle failed")]
+    Deliver(#[from] crate::deliver::forward::ForwardError),
+    /// A stage this request needs is not plugged in (a deployment fault, not the client's).
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
 }
 
 /// The submission pipeline. Cheap to clone.
@@ -153,6 +160,8 @@ pub struct Pipeline {
     endpoint: String,
     /// The map stage (Annex 1 indicators); `None`: submissions are stored unmapped.
     mapper: Option<Arc<crate::map::Mapper>>,
+    /// The organisation directory (ICB and region pooling); `None`: trust reports only.
+    directory: Option<Arc<crate::deliver::directory::Directory>>,
 }
 
 impl Pipeline {
@@ -163,6 +172,7 @@ impl Pipeline {
             validator: None,
             endpoint: "urn:pqom-gateway".to_owned(),
             mapper: None,
+            directory: None,
         }
     }
 

@@ -205,9 +205,25 @@ async fn every_interaction_the_capability_statement_advertises_answers(app: Test
         }
     }
     for op in rest["operation"].as_array().unwrap() {
-        assert_eq!(op["name"], "process-message");
-        let (bundle, _) = message("CS-2");
-        assert_eq!(app.message(&bundle).await.status(), StatusCode::OK);
+        match op["name"].as_str().unwrap() {
+            "process-message" => {
+                let (bundle, _) = message("CS-2");
+                assert_eq!(app.message(&bundle).await.status(), StatusCode::OK);
+            }
+            "regional" => {
+                // Routed; this app has no organisation directory, and says so (404), rather
+                // than answering "no route" or 405.
+                let r = app.get("/Bundle/$regional?region=Y61&period=2026-10").await;
+                let status = r.status();
+                let body = json(r).await;
+                assert!(
+                    status.is_success() || status == StatusCode::NOT_FOUND,
+                    "{status} {body}"
+                );
+                assert!(!body.to_string().contains("no route"), "{body}");
+            }
+            other => panic!("advertised operation {other} is not exercised by this test"),
+        }
     }
     // The advertised messaging endpoint is where messages are accepted.
     let address = cs["messaging"][0]["endpoint"][0]["address"]

@@ -6,7 +6,7 @@
 //! | validation errors (profiles); a Subscription the gateway cannot serve (topic, filter, channel) | 422 |
 //! | message rejected with a readable MessageHeader | 422 + response message (fatal-error) |
 //! | unsupported `If-None-Exist`, bad search parameters, bad version id | 400 |
-//! | unknown resource / version / route | 404; wrong method 405 |
+//! | unknown resource / version / route, unknown region or indicator | 404; wrong method 405 |
 //! | deleted Subscription | 410 |
 //! | `If-None-Exist` matched several | 412 |
 //! | XML asked for in Accept or `_format` | 406; XML (or other) Content-Type 415 |
@@ -101,6 +101,16 @@ impl ApiError {
             ApiError::Pipeline(PipelineError::Task(_)) => (
                 StatusCode::INTERNAL_SERVER_ERROR,
                 internal("processing the submission failed"),
+            ),
+            ApiError::Pipeline(PipelineError::Deliver(_)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                internal("building or signing the bundle failed"),
+            ),
+            ApiError::Pipeline(PipelineError::NotConfigured(what)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                internal(&format!(
+                    "this gateway is not configured for this request: {what}"
+                )),
             ),
             ApiError::Rejected(r) => (rejection_status(r), r.outcome()),
             ApiError::BadRequest(issues) => (StatusCode::BAD_REQUEST, Outcome::new(issues.clone())),

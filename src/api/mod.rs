@@ -107,6 +107,15 @@ pub fn router(state: AppState) -> Router {
             .route(op.path, post(handlers::process_message))
             .route(&encoded, post(handlers::process_message));
     }
+    // The GET operations of the table (`READ_OPERATIONS`; one so far).
+    let regional = routes::REGIONAL_BUNDLE.path;
+    router = router
+        .route(regional, get(handlers::regional_bundle))
+        .route(
+            &regional.replace('$', "%24"),
+            get(handlers::regional_bundle),
+        );
+    router = router.route(routes::SERIES_PATH, get(handlers::indicator_series));
     for def in RESOURCES {
         let ty: &'static str = def.resource_type;
         match def.backing {

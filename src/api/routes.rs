@@ -239,6 +239,20 @@ pub const SUBSCRIPTION_STATUS: OperationDef = OperationDef {
     definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-status",
 };
 
+/// `GET /fhir/Bundle/$regional?region=Y61&period=2026-10`: the signed consolidated regional
+/// bundle (pooled region and ICB reports and the trusts' latest, `deliver::regional`).
+pub const REGIONAL_BUNDLE: OperationDef = OperationDef {
+    name: "regional",
+    path: "/fhir/Bundle/$regional",
+    definition: "https://fhir.pqom-gateway.org/OperationDefinition/regional-bundle",
+};
+
+/// Operations answered on GET: they read, they change nothing.
+pub const READ_OPERATIONS: &[OperationDef] = &[REGIONAL_BUNDLE];
+
+/// Plain JSON (not FHIR) endpoints for charts: `GET /api/indicators/{code}/series?org=QMM`.
+pub const SERIES_PATH: &str = "/api/indicators/{code}/series";
+
 pub fn resource(resource_type: &str) -> Option<&'static ResourceDef> {
     RESOURCES.iter().find(|r| r.resource_type == resource_type)
 }

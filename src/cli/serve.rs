@@ -31,6 +31,8 @@ pub enum StartError {
     Profiles(#[from] crate::validate::LoadError),
     #[error("cannot load the mappings: {0}")]
     Mappings(#[from] crate::map::MapLoadError),
+    #[error("cannot load the organisation directory: {0}")]
+    Directory(#[from] crate::deliver::directory::DirectoryError),
     #[error("cannot load the signing keys")]
     Keys(#[from] crate::deliver::keys::KeyError),
     #[error("cannot prepare the gateway: {0}")]
@@ -115,10 +117,14 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         .filter_map(|url| Some((validator.profile_type(url)?.to_owned(), url.to_owned())))
         .collect();
     let mapper = Arc::new(crate::map::Mapper::load(&config.mappings_dir)?);
+    let directory = Arc::new(crate::deliver::directory::Directory::load(
+        &config.mappings_dir.join("organisations.toml"),
+    )?);
     let pipeline = Pipeline::new(store, limits)
         .with_endpoint(format!("{base}/fhir"))
         .with_validator(validator.clone())
-        .with_mapper(mapper);
+        .with_mapper(mapper)
+        .with_directory(directory);
     // The catalogue's Measures are served like any stored Measure (GET /fhir/Measure); publishing
     // is idempotent, so each start writes only what changed.
     let published = pipeline
@@ -248,6 +254,9 @@ fn print_demo_help(base: &str) {
          {base}/fhir/metadata\n  \
          {base}/fhir/MeasureReport?reporter=RM1\n  \
          {base}/fhir/MeasureReport?period=ge2026-09-01&_count=5\n  \
+         {base}/fhir/MeasureReport?measure=https://fhir.pqom-gateway.org/Measure/stillbirth-rate&reporter=QMM\n  \
+         {base}/api/indicators/stillbirth-rate/series?org=QMM\n  \
+         {base}/fhir/Bundle/$regional?region=Y61&period=2026-10\n  \
          {base}/metrics\n\
          Submit your own: see README.md (curl examples). Stop with Ctrl-C."
     );

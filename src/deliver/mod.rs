@@ -11,6 +11,7 @@
 //! - [`subscription`]: the topics, reading a Subscription (R5 Backport IG for R4), filters.
 //! - [`notification`]: the notification Bundles (handshake, heartbeat, events, `$status`).
 //! - [`subscriber`]: handshakes and heartbeats to subscriber endpoints (the one impure part here).
+//! - [`regional`]: the consolidated regional bundle (pooled region, ICB and trust reports).
 
 pub mod canonical;
 pub mod directory;
@@ -18,6 +19,7 @@ pub mod forward;
 pub mod keys;
 pub mod notification;
 pub mod provenance;
+pub mod regional;
 pub mod signing;
 pub mod subscriber;
 pub mod subscription;
