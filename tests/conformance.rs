@@ -23,10 +23,10 @@ use serde_json::Value;
 
 /// In-scope cases that must agree with the Java validator (errors / no errors). Ratchet: raise it
 /// when the engine gets better.
-const AGREEMENT_FLOOR: usize = 62;
+const AGREEMENT_FLOOR: usize = 64;
 
 /// In-scope cases whose error locations are identical to the Java validator's. Same ratchet.
-const LOCATION_FLOOR: usize = 49;
+const LOCATION_FLOOR: usize = 51;
 
 /// Cases whose outcome depends on something this gateway deliberately does not do, one line each.
 /// They still run (and show in the table) but do not count towards the agreement.

@@ -178,6 +178,7 @@ impl CompiledSet {
             invariants: Vec::new(),
             warnings: Vec::new(),
             warned: HashSet::new(),
+            inline_by_elem: HashMap::new(),
         };
         let element_struct = b.compile_sd(&format!("{CORE}Element"))?;
         let extension_struct = b.compile_sd(&format!("{CORE}Extension"))?;
@@ -252,6 +253,9 @@ struct Builder<'d> {
     invariants: Vec<Invariant>,
     warnings: Vec<LoadWarning>,
     warned: HashSet<String>,
+    /// Inline structs by `url#element id`, so that a profile's content reference can use the
+    /// struct of the element in its type's base definition.
+    inline_by_elem: HashMap<String, StructId>,
 }
 
 /// One StructureDefinition being compiled.
@@ -536,6 +540,7 @@ impl Builder<'_> {
             return Ok(sid);
         }
         let sid = self.alloc(&cx.url, type_code, false, &id);
+        self.inline_by_elem.insert(format!("{}#{id}", cx.url), sid);
         local.insert(id, sid);
         // An inline struct for a data type keeps that type's own invariants (e.g. ref-1, per-1).
         let invariants = if matches!(type_code, "BackboneElement" | "Element" | "") {
@@ -554,6 +559,42 @@ impl Builder<'_> {
         };
         self.fill(cx, sid, ci, local, invariants)?;
         Ok(sid)
+    }
+
+    /// The struct a content reference (`#Parameters.parameter`) stands for. Children the snapshot
+    /// expanded under the element (a profile constraining `part.part`) are its own; otherwise the
+    /// rules are those of the referenced element in the type's *base* definition: a profile's
+    /// constraints on `Parameters.parameter` (its name pattern, its slices) do not apply to
+    /// every `parameter.part` as well.
+    fn content_reference(
+        &mut self,
+        cx: &Sd,
+        ci: usize,
+        r: &str,
+        local: &mut HashMap<String, StructId>,
+    ) -> Result<StructId, LoadError> {
+        let id = elem_id(&cx.snap[ci]).to_owned();
+        if !cx.children[ci].is_empty() {
+            return self.inline(cx, ci, local, "BackboneElement");
+        }
+        let (owner, target) = r.split_once('#').unwrap_or(("", r));
+        let owner = if owner.is_empty() {
+            type_url(target.split('.').next().unwrap_or(""))
+        } else {
+            owner.to_owned()
+        };
+        if owner.as_str() != cx.url.as_ref() && self.defs.structure_definition(&owner).is_some() {
+            self.compile_sd(&owner)
+                .map_err(|err| cx.err(&id, format!("contentReference {r}: {err}")))?;
+            if let Some(&sid) = self.inline_by_elem.get(&format!("{owner}#{target}")) {
+                return Ok(sid);
+            }
+        }
+        let ti = *cx
+            .index
+            .get(target)
+            .ok_or_else(|| cx.err(&id, format!("contentReference {r} does not resolve")))?;
+        self.inline(cx, ti, local, "BackboneElement")
     }
 
     fn elem_rule(
@@ -576,12 +617,7 @@ impl Builder<'_> {
         let has_children = !cx.children[ci].is_empty();
         let mut types = Vec::new();
         if let Some(r) = str_of(e, "contentReference") {
-            let target = r.trim_start_matches('#');
-            let ti = *cx
-                .index
-                .get(target)
-                .ok_or_else(|| cx.err(&id, format!("contentReference {r} does not resolve")))?;
-            let sid = self.inline(cx, ti, local, "BackboneElement")?;
+            let sid = self.content_reference(cx, ci, r, local)?;
             types.push(TypeRule {
                 code: "BackboneElement".into(),
                 kind: Kind::Complex(sid),
@@ -1036,6 +1072,55 @@ mod tests {
             Some(Strength::Required)
         ));
         assert!(mr.lookup("_status").is_some());
+    }
+
+    /// fhir-test-cases `params-recursion`: a profile's pattern on `Parameters.parameter.name`
+    /// does not reach `parameter.part.name` (a content reference to base `Parameters.parameter`),
+    /// while what the profile says about a slice of `part` does apply there.
+    #[test]
+    fn content_reference_uses_the_base_element_not_the_profiles_constraints() {
+        let mut defs = testkit::core_definitions().clone();
+        defs.add_resource(
+            std::path::Path::new("params-profile.json"),
+            serde_json::json!({
+                "resourceType": "StructureDefinition",
+                "url": "http://x/params", "type": "Parameters", "kind": "resource",
+                "derivation": "constraint",
+                "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Parameters",
+                "differential": {"element": [
+                    {"id": "Parameters.parameter.name", "path": "Parameters.parameter.name",
+                     "patternString": "outer"},
+                    {"id": "Parameters.parameter.part", "path": "Parameters.parameter.part",
+                     "slicing": {"discriminator": [{"type": "value", "path": "name"}], "rules": "open"},
+                     "min": 1},
+                    {"id": "Parameters.parameter.part:a", "path": "Parameters.parameter.part",
+                     "sliceName": "a", "min": 1, "max": "1"},
+                    {"id": "Parameters.parameter.part:a.name", "path": "Parameters.parameter.part.name",
+                     "fixedString": "a"},
+                    {"id": "Parameters.parameter.part:a.value[x]", "path": "Parameters.parameter.part.value[x]",
+                     "min": 1}
+                ]}
+            }),
+        );
+        let v = crate::validate::Validator::from_definitions(
+            &defs,
+            std::sync::Arc::new(crate::validate::NoTerminology),
+        )
+        .expect("profile compiles");
+        let run = |part: serde_json::Value| {
+            let p = serde_json::json!({"resourceType": "Parameters",
+                "parameter": [{"name": "outer", "part": part}]});
+            v.validate(p.to_string().as_bytes(), &["http://x/params"])
+        };
+        let ok = run(serde_json::json!([{"name": "a", "valueString": "x"}, {"name": "b"}]));
+        assert!(!ok.has_errors(), "{:#?}", ok.issues);
+        let bad = run(serde_json::json!([{"name": "a"}]));
+        let errs: Vec<_> = bad.issues.iter().filter(|i| i.severity.is_error()).collect();
+        assert_eq!(errs.len(), 1, "{errs:#?}");
+        assert_eq!(
+            errs[0].expression.as_deref(),
+            Some("Parameters.parameter[0].part[0].value")
+        );
     }
 
     #[test]

@@ -328,12 +328,26 @@ impl<'d> Snapshots<'d> {
         let parent_id = elem_id(&out[pi]).to_owned();
         let parent_path = elem_path(&out[pi]).to_owned();
         if let Some(r) = out[pi].get("contentReference").and_then(Value::as_str) {
-            let target = r.trim_start_matches('#').to_owned();
-            let ti = find(out, &target)
+            // A content reference names an element of the *base* definition of the type
+            // (`#Parameters.parameter`, or `<type url>#...`), never the profile being built: the
+            // profile's own constraints on that element (its cardinality, its slices) must not be
+            // copied into the recursion (`Parameters.parameter.part` sliced with min 3 would
+            // otherwise give every `part.part` min 3 as well).
+            let (owner, target) = r.split_once('#').unwrap_or(("", r));
+            let target = target.to_owned();
+            let owner = if owner.is_empty() {
+                type_url(target.split('.').next().unwrap_or(""))
+            } else {
+                owner.to_owned()
+            };
+            let base = self
+                .get(&owner)
+                .map_err(|e| format!("contentReference {r} cannot be followed: {e}"))?;
+            let ti = find(&base, &target)
                 .ok_or_else(|| format!("contentReference {r} does not resolve"))?;
-            let target_path = elem_path(&out[ti]).to_owned();
-            let end = subtree_end(out, ti);
-            let mut copy: Vec<Element> = out[ti + 1..end].to_vec();
+            let target_path = elem_path(&base[ti]).to_owned();
+            let end = subtree_end(&base, ti);
+            let mut copy: Vec<Element> = base[ti + 1..end].to_vec();
             for e in &mut copy {
                 rebase(e, &target, &parent_id, &target_path, &parent_path);
             }
@@ -551,6 +565,45 @@ mod tests {
         assert_eq!(v["type"].as_array().unwrap().len(), 1);
         assert_eq!(v["type"][0]["code"], "Quantity");
         assert_eq!(el(&snap, "Observation.value[x].system")["min"], 1);
+    }
+
+    /// fhir-test-cases `params-recursion`: `parameter.part` is a content reference to
+    /// `Parameters.parameter`; slicing `part` (min 3) and then constraining `part:X.part` must
+    /// expand `part:X.part` from base Parameters, not from the profile's sliced `part`.
+    #[test]
+    fn content_reference_expands_from_the_base_definition_not_the_profile() {
+        let snap = generate(serde_json::json!({
+            "resourceType": "StructureDefinition",
+            "url": "http://x/params", "type": "Parameters", "kind": "resource",
+            "derivation": "constraint",
+            "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Parameters",
+            "differential": {"element": [
+                {"id": "Parameters.parameter.part", "path": "Parameters.parameter.part",
+                 "slicing": {"discriminator": [{"type": "value", "path": "name"}], "rules": "open"},
+                 "min": 3, "max": "4"},
+                {"id": "Parameters.parameter.part:a", "path": "Parameters.parameter.part",
+                 "sliceName": "a", "min": 1, "max": "1"},
+                {"id": "Parameters.parameter.part:a.name", "path": "Parameters.parameter.part.name",
+                 "fixedString": "a"},
+                {"id": "Parameters.parameter.part:a.part", "path": "Parameters.parameter.part.part",
+                 "max": "0"}
+            ]}
+        }))
+        .unwrap();
+        let ids = ids(&snap);
+        assert_eq!(el(&snap, "Parameters.parameter.part")["min"], 3);
+        let inner = el(&snap, "Parameters.parameter.part:a.part");
+        assert_eq!(inner["min"], 0, "base min of parameter.part, not the profile's 3");
+        assert_eq!(inner["max"], "0");
+        assert!(
+            !ids.iter().any(|i| i.starts_with("Parameters.parameter.part:a.part:")),
+            "the profile's slices of part are not copied into the recursion: {ids:?}"
+        );
+        assert_eq!(
+            el(&snap, "Parameters.parameter.part:a.name")["min"],
+            1,
+            "children come from base Parameters.parameter"
+        );
     }
 
     #[test]

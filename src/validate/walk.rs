@@ -1041,11 +1041,14 @@ where
                 resolved = Some(ty);
             }
             if !found && (r.starts_with("urn:uuid:") || r.starts_with("urn:oid:")) {
+                // A warning, as the HL7 reference validator has it ("URN reference is not locally
+                // contained within the bundle"): R4 does not require a Bundle to be closed. What
+                // a PQOM submission must resolve (the MessageHeader focus) ingest checks itself.
                 self.path.push("reference", None, None);
                 let msg = format!(
                     "reference '{r}' does not resolve to an entry in the Bundle (no entry has that fullUrl)"
                 );
-                self.issue(Severity::Error, IssueType::NotFound, st, &e.id, msg);
+                self.issue(Severity::Warning, IssueType::NotFound, st, &e.id, msg);
                 self.path.pop();
                 return;
             }
