@@ -98,6 +98,21 @@ EXTENSIONS = [
     "data-absent-reason", "originalText", "translation", "ordinalValue", "iso21090-SC-coding",
 ]
 
+# Medplum's additions to the R4 definitions it ships (its own resource types live in
+# profiles-medplum.json; these are the traces they leave in the R4 files). Removed, so that the
+# gateway checks R4 and nothing else:
+#  - elements Medplum added to R4 types (a `meta.project` must be an unknown element, as in R4);
+#  - targetProfile entries Medplum added to the snapshots of R4 definitions: a core definition's
+#    differential is the R4 definition itself, so a snapshot target it does not list is Medplum's
+#    (MeasureReport.subject may be a Reference(Organization | CareTeam | HealthcareService) in
+#    Medplum, AuditEvent.source.observer a Reference(Bot | ClientApplication | Subscription);
+#    in R4 they may not), as is any targetProfile naming a type that is not an R4 resource.
+MEDPLUM_ELEMENTS = [
+    "Meta.project", "Meta.author", "Meta.onBehalfOf", "Meta.account", "Meta.accounts", "Meta.compartment",
+]
+# Resource types in Medplum's R4 files that R4 4.0.1 does not have (R4B/R5 backports).
+NOT_R4_RESOURCES = {"SubscriptionStatus", "SubscriptionTopic", "MetadataResource"}
+
 # Binding strengths that make the validator check membership (and so need the ValueSet).
 CHECKED_STRENGTHS = {"required", "extensible"}
 
@@ -173,6 +188,55 @@ def strip_docs(res: dict) -> dict:
     return res
 
 
+def strip_medplum(res: dict, not_r4: set[str], removed: dict) -> dict:
+    """Remove Medplum's additions (MEDPLUM_ELEMENTS, targetProfiles to non-R4 types); count them."""
+    if res.get("resourceType") != "StructureDefinition":
+        return res
+    diff_targets = {}
+    for el in res.get("differential", {}).get("element", []):
+        for t in el.get("type", []):
+            if "targetProfile" in t:
+                diff_targets[(el.get("id"), t.get("code"))] = set(t["targetProfile"])
+    core = res.get("derivation") == "specialization"
+    for part in ("snapshot", "differential"):
+        if part not in res:
+            continue
+        elements = []
+        for el in res[part].get("element", []):
+            if el.get("id") in MEDPLUM_ELEMENTS:
+                removed["elements"].add(el["id"])
+                continue
+            types = []
+            for t in el.get("type", []):
+                tps = t.get("targetProfile")
+                if tps:
+                    allowed = diff_targets.get((el.get("id"), t.get("code")))
+                    keep = [
+                        tp
+                        for tp in tps
+                        if not is_core_type(tp, not_r4)
+                        and "medplum.com" not in tp
+                        and not (core and part == "snapshot" and allowed is not None and tp not in allowed)
+                    ]
+                    if len(keep) != len(tps):
+                        removed["targets"].update(
+                            f"{el.get('id')} -> {tp}" for tp in tps if tp not in keep
+                        )
+                        if not keep:
+                            fail(f"{el.get('id')}: every targetProfile is Medplum's ({tps})")
+                        t = dict(t, targetProfile=keep)
+                types.append(t)
+            if "type" in el:
+                el = dict(el, type=types)
+            elements.append(el)
+        res[part] = dict(res[part], element=elements)
+    return res
+
+
+def is_core_type(url: str, names: set[str]) -> bool:
+    return url.startswith(PROFILES_OTHERS_PREFIX) and canonical(url)[len(PROFILES_OTHERS_PREFIX):] in names
+
+
 def canonical(url: str) -> str:
     return url.split("|", 1)[0]
 
@@ -243,7 +307,14 @@ def run(src: Source, out: Path) -> None:
     if "version=4.0.1" not in info:
         fail(f"expected FHIR 4.0.1 content, version.info says: {info!r}")
 
-    types = [strip_docs(r) for r in resources(src.load("profiles-types.json"))]
+    # Medplum's own resource types (profiles-medplum.json) and the non-R4 backports.
+    not_r4 = {r["id"] for r in resources(src.load("profiles-medplum.json"))} | NOT_R4_RESOURCES
+    removed = {"elements": set(), "targets": set()}
+
+    def clean(r: dict) -> dict:
+        return strip_medplum(strip_docs(r), not_r4, removed)
+
+    types = [clean(r) for r in resources(src.load("profiles-types.json"))]
 
     keep_res = {"Resource", "DomainResource", *RESOURCES}
     all_res = [r for r in resources(src.load("profiles-resources.json")) if r["resourceType"] == "StructureDefinition"]
@@ -251,10 +322,10 @@ def run(src: Source, out: Path) -> None:
     missing = keep_res - known
     if missing:
         fail(f"resources not in the package: {sorted(missing)}")
-    res = [strip_docs(r) for r in all_res if r["id"] in keep_res]
+    res = [clean(r) for r in all_res if r["id"] in keep_res]
 
     others_want = {PROFILES_OTHERS_PREFIX + n for n in PROFILES_OTHERS}
-    others = [strip_docs(r) for r in resources(src.load("profiles-others.json")) if r.get("url") in others_want]
+    others = [clean(r) for r in resources(src.load("profiles-others.json")) if r.get("url") in others_want]
     if len(others) != len(others_want):
         fail(f"profiles-others missing: {sorted(others_want - {r['url'] for r in others})}")
 
@@ -269,15 +340,22 @@ def run(src: Source, out: Path) -> None:
     for sd in sds:
         ext_want |= referenced_profiles(sd)
 
+    # Every core extension that can be used on a kept resource or on any datatype: the validator
+    # rejects an extension whose definition it cannot find (as the HL7 validator does), so a core
+    # extension an EPR may legitimately send (an ADXP part on Address.line, say) must be here.
+    datatype_names = {sd["type"] for sd in types} | {"Element", "BackboneElement", "Resource", "DomainResource"}
+
     def context_kept(ext) -> bool:
         for c in ext.get("context", []):
             if c.get("type") == "element":
                 head = c.get("expression", "").split(".", 1)[0]
-                if head in kept_types:
+                if head in kept_types or head in datatype_names:
                     return True
+            elif c.get("type") == "extension":
+                return True
         return False
 
-    exts = [strip_docs(e) for e in all_ext if e.get("url") in ext_want or context_kept(e)]
+    exts = [clean(e) for e in all_ext if e.get("url") in ext_want or context_kept(e)]
     absent = {PROFILES_OTHERS_PREFIX + n for n in EXTENSIONS} - {e["url"] for e in exts}
     if absent:
         fail(f"named extensions not in the package: {sorted(absent)}")
@@ -332,6 +410,20 @@ def run(src: Source, out: Path) -> None:
         "fhir.schema.json": write(out, "fhir.schema.json", src.load("fhir.schema.json")),
     }
     (out / "version.info").write_text(info)
+
+    leftover = [
+        name
+        for name, doc in (("types", types), ("resources", res), ("others", others), ("extensions", exts))
+        if "medplum" in json.dumps(doc).lower()
+    ]
+    if leftover:
+        fail(f"Medplum content is left in {leftover}")
+    missing_el = set(MEDPLUM_ELEMENTS) - removed["elements"]
+    if missing_el:
+        fail(f"Medplum additions not found (has the package changed?): {sorted(missing_el)}")
+    print(f"removed Medplum additions: elements {sorted(removed['elements'])}")
+    for t in sorted(removed["targets"]):
+        print(f"removed Medplum targetProfile: {t}")
 
     total = sum(sizes.values())
     for name, size in sizes.items():

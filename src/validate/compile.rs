@@ -1115,7 +1115,11 @@ mod tests {
         let ok = run(serde_json::json!([{"name": "a", "valueString": "x"}, {"name": "b"}]));
         assert!(!ok.has_errors(), "{:#?}", ok.issues);
         let bad = run(serde_json::json!([{"name": "a"}]));
-        let errs: Vec<_> = bad.issues.iter().filter(|i| i.severity.is_error()).collect();
+        let errs: Vec<_> = bad
+            .issues
+            .iter()
+            .filter(|i| i.severity.is_error())
+            .collect();
         assert_eq!(errs.len(), 1, "{errs:#?}");
         assert_eq!(
             errs[0].expression.as_deref(),

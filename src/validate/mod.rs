@@ -2,8 +2,8 @@
 //! StructureDefinition into a validator tree, and validates raw JSON against it.
 //!
 //! Owns: the definition loader ([`definitions`]), snapshot generation ([`snapshot`]), the compiled
-//! rule tree ([`compile`]), primitive formats ([`primitive`]) and the walk over the received JSON
-//! ([`walk`]). Must not: do I/O after load, know about HTTP or storage, or build typed FHIR models
+//! rule tree ([`compile`]), primitive formats ([`primitive`]), the R4 rules no StructureDefinition
+//! expresses ([`rules`]) and the walk over the received JSON ([`walk`]). Must not: do I/O after load, know about HTTP or storage, or build typed FHIR models
 //! (the bytes as received are what is validated).
 //!
 //! The received JSON is parsed once with `sonic_rs` (numbers kept as their exact text, so decimal
@@ -26,6 +26,7 @@ pub(crate) mod invariant;
 pub(crate) mod jsoncmp;
 mod path;
 pub mod primitive;
+mod rules;
 pub mod snapshot;
 pub mod terminology;
 #[cfg(test)]

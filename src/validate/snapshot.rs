@@ -593,10 +593,14 @@ mod tests {
         let ids = ids(&snap);
         assert_eq!(el(&snap, "Parameters.parameter.part")["min"], 3);
         let inner = el(&snap, "Parameters.parameter.part:a.part");
-        assert_eq!(inner["min"], 0, "base min of parameter.part, not the profile's 3");
+        assert_eq!(
+            inner["min"], 0,
+            "base min of parameter.part, not the profile's 3"
+        );
         assert_eq!(inner["max"], "0");
         assert!(
-            !ids.iter().any(|i| i.starts_with("Parameters.parameter.part:a.part:")),
+            !ids.iter()
+                .any(|i| i.starts_with("Parameters.parameter.part:a.part:")),
             "the profile's slices of part are not copied into the recursion: {ids:?}"
         );
         assert_eq!(

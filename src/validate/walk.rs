@@ -20,6 +20,7 @@ use super::invariant::{Env, ext_1};
 use super::jsoncmp;
 use super::path::PathStack;
 use super::primitive::{JsonKind, Prim};
+use super::rules;
 use crate::fhir::{Issue, IssueType, Outcome, Severity};
 
 pub(crate) fn validate(
@@ -604,8 +605,14 @@ where
                 if !self.structure(*sid, v) {
                     self.ele_1(st, e);
                 }
-                if t.code.as_ref() == "Reference" {
-                    self.reference(st, e, t, v);
+                match t.code.as_ref() {
+                    "Reference" => self.reference(st, e, t, v),
+                    "Coding" => self.rule(st, e, rules::coding(v, self.term)),
+                    "Attachment" => self.rule(st, e, rules::attachment(v)),
+                    _ if e.path.as_ref() == "Bundle.entry" => {
+                        self.rule(st, e, rules::bundle_entry(v))
+                    }
+                    _ => {}
                 }
             }
             Kind::Extension => {
@@ -666,6 +673,18 @@ where
             for &inv in &e.invariants {
                 self.invariant(st, &e.id, inv, f, ty);
             }
+        }
+    }
+
+    /// Report a finding of [`rules`] at the current path (or its named child).
+    fn rule(&mut self, st: &Struct, e: &ElemRule, f: Option<rules::Finding>) {
+        let Some(f) = f else { return };
+        if let Some(child) = f.child {
+            self.path.push(child, None, None);
+        }
+        self.issue(f.severity, f.code, st, &e.id, f.message);
+        if f.child.is_some() {
+            self.path.pop();
         }
     }
 
@@ -840,10 +859,15 @@ where
                             Severity::Error,
                             "a modifier extension that is not understood changes the meaning of the resource, so it cannot be accepted",
                         )
-                    } else {
+                    } else if example_extension(u) {
                         (
                             Severity::Warning,
                             "its content is checked only as a generic Extension",
+                        )
+                    } else {
+                        (
+                            Severity::Error,
+                            "an extension whose definition cannot be found is not allowed (load its StructureDefinition with the conformance resources)",
                         )
                     };
                     let msg = format!("extension {u} is not known to the gateway; {what}");
@@ -1072,6 +1096,19 @@ where
             self.path.pop();
         }
     }
+}
+
+/// Extension URLs in example domains, which no one can publish a definition for, and relative
+/// sub-extension URLs: unknown ones are a warning. Every other unknown extension is an error, as in the HL7 validator without
+/// `-allow-any-extensions` ("could not be found so is not allowed here"): the gateway cannot
+/// check what it does not know, and must not forward it.
+fn example_extension(url: &str) -> bool {
+    // A relative URL names a sub-extension of a complex extension, checked by its parent.
+    !url.contains(':')
+        || url.contains("example.org")
+        || url.contains("acme.com")
+        || url.contains("nema.org")
+        || url.starts_with("http://hl7.org/fhir/tools/StructureDefinition/")
 }
 
 /// `Patient/123`, `http://x/fhir/Patient/123/_history/2` -> (`Patient`, `123`).

@@ -361,6 +361,34 @@ fn extensions_known_unknown_modifier_and_ext_1() {
     assert_eq!(i.code, IssueType::Extension);
 }
 
+/// fhir-test-cases `pat-dob-ext`, `target-ref-profile-empty`: an extension whose definition is
+/// not loaded is an error outside example domains (as in the HL7 validator), on the element and
+/// on a primitive's `_name`; a relative sub-extension URL is not.
+#[test]
+fn unknown_extensions_outside_example_domains_are_errors() {
+    let mut r = report();
+    r["extension"] = json!([
+        {"url": "http://vendor.invalid/fhir/StructureDefinition/x", "valueString": "x"},
+        {"url": "http://example.org/fhir/StructureDefinition/x", "valueString": "x"}
+    ]);
+    r["_date"] = json!({"extension": [{"url": "https://ehr.invalid/age", "valueInteger": 3}]});
+    let o = run(&r);
+    let i = assert_error_at(&o, "MeasureReport.extension[0]", "cannot be found");
+    assert_eq!(i.code, IssueType::Extension);
+    assert_error_at(
+        &o,
+        "MeasureReport.date.extension[0]",
+        "https://ehr.invalid/age",
+    );
+    assert!(
+        errors(&o)
+            .iter()
+            .all(|i| i.expression.as_deref() != Some("MeasureReport.extension[1]")),
+        "{:#?}",
+        o.issues
+    );
+}
+
 #[test]
 fn meta_profile_unknown_is_a_warning_and_type_mismatch_an_error() {
     let mut r = report();
@@ -566,4 +594,29 @@ fn timing() {
         1.0 / full,
         bytes.len() as f64 / full / 1e6
     );
+}
+
+/// The R4 rules no StructureDefinition carries (validate::rules), placed by the walk: a relative
+/// or value-set Coding.system (also inside a CodeableConcept), an Attachment whose size disagrees
+/// with its data, and a relative Bundle.entry.fullUrl.
+#[test]
+fn prose_rules_are_reported_at_the_element() {
+    let mut r = report();
+    r["group"][0]["code"]["coding"][0]["system"] = json!("Location1");
+    let o = run(&r);
+    assert_error_at(
+        &o,
+        "MeasureReport.group[0].code.coding[0].system",
+        "absolute URI",
+    );
+
+    let media = json!({"resourceType": "Media", "status": "completed",
+        "content": {"contentType": "text/plain", "data": "aGVscCBpJ20gYSBidWc=", "size": 100}});
+    assert_error_at(&run(&media), "Media.content", "decodes to 14 bytes");
+
+    let mut b = bundle(report());
+    b["entry"][1]["fullUrl"] = json!("MeasureReport/r1");
+    let o = run(&b);
+    assert_error_at(&o, "Bundle.entry[1].fullUrl", "absolute URL");
+    assert_eq!(errors(&o).len(), 1, "{:#?}", o.issues);
 }
