@@ -17,6 +17,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::LoadWarning;
+use super::context::Context;
 use super::definitions::{Definitions, LoadError};
 use super::invariant::{ELE_1, Invariant};
 use super::primitive::Prim;
@@ -31,6 +32,8 @@ pub struct CompiledSet {
     by_url: HashMap<String, StructId>,
     pub(crate) resource_types: HashMap<String, StructId>,
     pub(crate) extensions: HashMap<String, StructId>,
+    /// Where each extension (by its struct) may be used: `StructureDefinition.context`.
+    pub(crate) ext_contexts: HashMap<StructId, Vec<Context>>,
     profile_urls: Vec<String>,
     all_urls: Vec<String>,
     warnings: Vec<LoadWarning>,
@@ -184,6 +187,7 @@ impl CompiledSet {
         let extension_struct = b.compile_sd(&format!("{CORE}Extension"))?;
         let mut resource_types = HashMap::new();
         let mut extensions = HashMap::new();
+        let mut ext_contexts = HashMap::new();
         let mut profile_urls = Vec::new();
         let mut all_urls = Vec::new();
         for loaded in defs.structure_definitions() {
@@ -199,6 +203,7 @@ impl CompiledSet {
                 profile_urls.push(url.to_owned());
                 if ty == "Extension" {
                     extensions.insert(url.to_owned(), sid);
+                    ext_contexts.insert(sid, Context::from_sd(sd));
                 }
             } else if kind == "resource" {
                 resource_types.insert(ty.to_owned(), sid);
@@ -211,6 +216,7 @@ impl CompiledSet {
             by_url: b.memo,
             resource_types,
             extensions,
+            ext_contexts,
             profile_urls,
             all_urls,
             warnings: b.warnings,

@@ -20,6 +20,7 @@
 //! ```
 
 pub mod compile;
+mod context;
 pub mod definitions;
 pub mod fhirpath;
 pub(crate) mod invariant;

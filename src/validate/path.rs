@@ -28,6 +28,17 @@ impl<'a> PathStack<'a> {
         self.segs.pop();
     }
 
+    pub fn len(&self) -> usize {
+        self.segs.len()
+    }
+
+    /// The element names of segments `from..len-1` (no indices, no types): with `from` where a
+    /// resource starts, the path of the current element's parent inside that resource.
+    pub fn names_from(&self, from: usize) -> impl Iterator<Item = &'a str> + '_ {
+        let end = self.segs.len().saturating_sub(1);
+        self.segs[from.min(end)..end].iter().map(|s| s.name)
+    }
+
     /// Change the index of the top segment (walking an array).
     pub fn set_index(&mut self, i: usize) {
         if let Some(s) = self.segs.last_mut() {

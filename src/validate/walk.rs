@@ -16,6 +16,7 @@ use super::compile::{
     CompiledSet, ElemRule, ExtKind, Kind, Matcher, Rules, Slicing, Strength, Struct, StructId,
     Test, TypeRule,
 };
+use super::context;
 use super::invariant::{Env, ext_1};
 use super::jsoncmp;
 use super::path::PathStack;
@@ -82,6 +83,8 @@ struct Slot<'j> {
 struct ResCtx<'j> {
     value: &'j Value,
     contained: bool,
+    /// Path length at the resource (its elements' names follow), for extension contexts.
+    depth: usize,
 }
 
 struct BundleIndex<'j> {
@@ -216,7 +219,11 @@ where
                 }
             }
         }
-        self.resources.push(ResCtx { value, contained });
+        self.resources.push(ResCtx {
+            value,
+            contained,
+            depth: self.path.len(),
+        });
         let bundle = rt == "Bundle";
         if bundle {
             self.index_bundle(obj);
@@ -851,7 +858,10 @@ where
         let url = v.get("url").and_then(|u| u.as_str());
         let known = url.and_then(|u| set.extensions.get(u).copied());
         let content = match known {
-            Some(sid) => self.structure(sid, v),
+            Some(sid) => {
+                self.extension_context(st, e, sid, url.unwrap_or_default());
+                self.structure(sid, v)
+            }
             None => {
                 if let Some(u) = url {
                     let (sev, what) = if e.ext == ExtKind::Modifier {
@@ -884,6 +894,44 @@ where
         };
         if !content {
             self.ele_1(st, e);
+        }
+    }
+
+    /// Is the extension allowed where it is (`StructureDefinition.context`)? See [`context`].
+    fn extension_context(&mut self, st: &Struct, e: &ElemRule, sid: StructId, url: &str) {
+        let set = self.set;
+        let Some(contexts) = set.ext_contexts.get(&sid) else {
+            return;
+        };
+        let Some(res) = self.resources.last() else {
+            return;
+        };
+        let rt = res
+            .value
+            .get("resourceType")
+            .and_then(|r| r.as_str())
+            .unwrap_or("");
+        let mut path = String::from(rt);
+        for name in self.path.names_from(res.depth) {
+            path.push('.');
+            path.push_str(name);
+        }
+        let host = context::Host {
+            path: &path,
+            type_name: &st.type_name,
+            extension_url: set
+                .extensions
+                .contains_key(st.url.as_ref())
+                .then_some(st.url.as_ref()),
+            is_resource_root: !path.contains('.'),
+        };
+        let is_rt = |t: &str| set.resource_types.contains_key(t);
+        if !context::allowed(contexts, &host, &is_rt) {
+            let msg = format!(
+                "extension {url} is not allowed on {path}: its definition allows it on {}",
+                context::describe(contexts)
+            );
+            self.issue(Severity::Error, IssueType::Extension, st, &e.id, msg);
         }
     }
 

@@ -620,3 +620,61 @@ fn prose_rules_are_reported_at_the_element() {
     assert_error_at(&o, "Bundle.entry[1].fullUrl", "absolute URL");
     assert_eq!(errors(&o).len(), 1, "{:#?}", o.issues);
 }
+
+fn extension_sd(url: &str, context: &str) -> Value {
+    json!({"resourceType": "StructureDefinition", "url": url, "type": "Extension",
+    "kind": "complex-type", "derivation": "constraint",
+    "baseDefinition": "http://hl7.org/fhir/StructureDefinition/Extension",
+    "context": [{"type": "element", "expression": context}],
+    "differential": {"element": [
+        {"id": "Extension", "path": "Extension"},
+        {"id": "Extension.url", "path": "Extension.url", "fixedUri": url},
+        {"id": "Extension.value[x]", "path": "Extension.value[x]", "type": [{"code": "dateTime"}]}
+    ]}})
+}
+
+/// StructureDefinition.context: an extension for Patient.birthDate (like core patient-birthTime)
+/// is allowed there (through `_birthDate`), not on the Patient itself nor on a MeasureReport
+/// group; one with context Element (like data-absent-reason) anywhere.
+#[test]
+fn extension_context_is_checked() {
+    let mut defs = testkit::core_definitions().clone();
+    for sd in [
+        extension_sd("http://x/ext/birth-time", "Patient.birthDate"),
+        extension_sd("http://x/ext/anywhere", "Element"),
+    ] {
+        defs.add_resource(std::path::Path::new("ext.json"), sd);
+    }
+    let v = crate::validate::Validator::from_definitions(
+        &defs,
+        std::sync::Arc::new(crate::validate::NoTerminology),
+    )
+    .expect("extensions compile");
+    let run = |r: &Value| v.validate(r.to_string().as_bytes(), &[]);
+    let birth_time =
+        json!({"url": "http://x/ext/birth-time", "valueDateTime": "2020-01-01T10:00:00Z"});
+    let anywhere = json!({"url": "http://x/ext/anywhere", "valueDateTime": "2020-01-01T10:00:00Z"});
+
+    let ok = json!({"resourceType": "Patient", "birthDate": "2020-01-01",
+        "_birthDate": {"extension": [birth_time]}, "extension": [anywhere]});
+    assert!(errors(&run(&ok)).is_empty(), "{:#?}", run(&ok).issues);
+    let on_root = json!({"resourceType": "Patient", "extension": [birth_time]});
+    let i = assert_error_at(
+        &run(&on_root),
+        "Patient.extension[0]",
+        "is not allowed on Patient: its definition allows it on Patient.birthDate",
+    );
+    assert_eq!(i.code, IssueType::Extension);
+
+    let mr = json!({"resourceType": "MeasureReport", "status": "complete", "type": "summary",
+        "measure": "http://x/Measure/m", "period": {"start": "2024-01-01"},
+        "_date": {"extension": [anywhere]},
+        "group": [{"code": {"text": "g"}, "extension": [birth_time]}]});
+    let o = run(&mr);
+    assert_error_at(
+        &o,
+        "MeasureReport.group[0].extension[0]",
+        "is not allowed on MeasureReport.group",
+    );
+    assert_eq!(errors(&o).len(), 1, "{:#?}", o.issues);
+}
