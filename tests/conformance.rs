@@ -23,7 +23,7 @@ use serde_json::Value;
 
 /// In-scope cases that must agree with the Java validator (errors / no errors). Ratchet: raise it
 /// when the engine gets better.
-const AGREEMENT_FLOOR: usize = 70;
+const AGREEMENT_FLOOR: usize = 71;
 
 /// In-scope cases whose error locations are identical to the Java validator's. Same ratchet.
 const LOCATION_FLOOR: usize = 52;

@@ -8,6 +8,8 @@
 //!   the decoded length of that data.
 //! - `Bundle.entry.fullUrl` is an absolute URL (or a `urn:uuid:`/`urn:oid:`), never a relative
 //!   reference such as `Patient/1`: relative references inside the Bundle resolve against it.
+//! - A search entry with `search.mode` `outcome` carries an OperationOutcome (the meaning of the
+//!   code in R4's search-entry-mode).
 //!
 //! Owns: these checks and their messages. Must not: walk the tree or know paths beyond the one
 //! child it names (the walk places the finding).
@@ -120,6 +122,20 @@ pub(crate) fn bundle_entry(v: &Value) -> Option<Finding> {
     })
 }
 
+/// A `Bundle.entry` of a search: mode `outcome` means the resource is an OperationOutcome.
+pub(crate) fn search_outcome(v: &Value) -> Option<Finding> {
+    let mode = v.get("search")?.get("mode")?.as_str()?;
+    let rt = v.get("resource")?.get("resourceType")?.as_str()?;
+    (mode == "outcome" && rt != "OperationOutcome").then(|| Finding {
+        child: Some("resource"),
+        severity: Severity::Error,
+        code: IssueType::Invalid,
+        message: format!(
+            "search.mode is 'outcome', so the entry's resource must be an OperationOutcome, found {rt}"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,5 +206,28 @@ mod tests {
         assert!(bundle_entry(&val(r#"{"fullUrl":"urn:uuid:1f0e"}"#)).is_none());
         assert!(bundle_entry(&val(r#"{"fullUrl":"https://x.org/fhir/Patient/1"}"#)).is_none());
         assert!(bundle_entry(&val(r#"{"request":{}}"#)).is_none());
+    }
+
+    /// fhir-test-cases bundle-id-4.
+    #[test]
+    fn search_outcome_entries_are_operation_outcomes() {
+        let f = search_outcome(&val(
+            r#"{"search":{"mode":"outcome"},"resource":{"resourceType":"Immunization"}}"#,
+        ))
+        .unwrap();
+        assert_eq!(f.child, Some("resource"));
+        assert!(f.message.contains("found Immunization"), "{}", f.message);
+        assert!(
+            search_outcome(&val(
+                r#"{"search":{"mode":"outcome"},"resource":{"resourceType":"OperationOutcome"}}"#
+            ))
+            .is_none()
+        );
+        assert!(
+            search_outcome(&val(
+                r#"{"search":{"mode":"match"},"resource":{"resourceType":"Immunization"}}"#
+            ))
+            .is_none()
+        );
     }
 }

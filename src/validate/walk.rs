@@ -617,7 +617,8 @@ where
                     "Coding" => self.rule(st, e, rules::coding(v, self.term)),
                     "Attachment" => self.rule(st, e, rules::attachment(v)),
                     _ if e.path.as_ref() == "Bundle.entry" => {
-                        self.rule(st, e, rules::bundle_entry(v))
+                        self.rule(st, e, rules::bundle_entry(v));
+                        self.rule(st, e, rules::search_outcome(v));
                     }
                     _ => {}
                 }

@@ -619,6 +619,15 @@ fn prose_rules_are_reported_at_the_element() {
     let o = run(&b);
     assert_error_at(&o, "Bundle.entry[1].fullUrl", "absolute URL");
     assert_eq!(errors(&o).len(), 1, "{:#?}", o.issues);
+
+    let search = json!({"resourceType": "Bundle", "type": "searchset", "entry": [
+        {"fullUrl": "urn:uuid:0e1d7c5a-6b3a-4f39-9d6e-0d1b2f1c0a09", "search": {"mode": "outcome"},
+         "resource": {"resourceType": "Patient"}}]});
+    assert_error_at(
+        &run(&search),
+        "Bundle.entry[0].resource",
+        "must be an OperationOutcome",
+    );
 }
 
 fn extension_sd(url: &str, context: &str) -> Value {
