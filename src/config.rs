@@ -101,6 +101,9 @@ struct FileConfig {
     /// `[signing]`: keys for signed Provenance (see `deliver::keys`). Absent: development key.
     #[serde(default)]
     signing: crate::deliver::keys::SigningConfig,
+    /// `[deliver]` and `[[deliver.destination]]`: delivery settings and static destinations.
+    #[serde(default)]
+    deliver: crate::deliver::destinations::DeliverConfig,
 }
 
 /// TLS material for serving HTTPS.
@@ -126,6 +129,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Signing keys (`[signing]` in the config file only: key material is not a flag).
     pub signing: crate::deliver::keys::SigningConfig,
+    /// Delivery settings and static destinations (`[deliver]` in the config file only).
+    pub deliver: crate::deliver::destinations::DeliverConfig,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -193,6 +198,12 @@ impl Config {
                 });
             }
         };
+        file.deliver
+            .check()
+            .map_err(|message| ConfigError::Invalid {
+                name: "deliver",
+                message,
+            })?;
         let root = project_root();
         Ok(Config {
             listen,
@@ -223,6 +234,7 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             tls,
             signing: file.signing,
+            deliver: file.deliver,
         })
     }
 }

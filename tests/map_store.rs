@@ -32,6 +32,7 @@ async fn commit(store: &Arc<dyn Store>) -> Uuid {
             outcome: json!({"resourceType": "OperationOutcome", "issue": []}),
             response: None,
             resources: vec![],
+            event: None,
         })
         .await
         .expect("commit");

@@ -218,6 +218,7 @@ fn submission(
             |m| json!({"resourceType": "Bundle", "type": "message", "id": format!("resp-{m}")}),
         ),
         resources,
+        event: None,
     }
 }
 

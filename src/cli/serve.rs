@@ -33,6 +33,10 @@ pub enum StartError {
     Mappings(#[from] crate::map::MapLoadError),
     #[error("cannot load the signing keys")]
     Keys(#[from] crate::deliver::keys::KeyError),
+    #[error("cannot load the organisation directory: {0}")]
+    Directory(#[from] crate::deliver::directory::DirectoryError),
+    #[error("cannot start delivery: {0}")]
+    Delivery(#[from] crate::deliver::engine::EngineError),
     #[error("cannot prepare the gateway: {0}")]
     Prepare(String),
     #[error("cannot start the async runtime: {0}")]
@@ -115,10 +119,16 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         .filter_map(|url| Some((validator.profile_type(url)?.to_owned(), url.to_owned())))
         .collect();
     let mapper = Arc::new(crate::map::Mapper::load(&config.mappings_dir)?);
-    let pipeline = Pipeline::new(store, limits)
+    let directory = Arc::new(crate::deliver::directory::Directory::load(
+        &config.mappings_dir.join("organisations.toml"),
+    )?);
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    let pipeline = Pipeline::new(store.clone(), limits)
         .with_endpoint(format!("{base}/fhir"))
         .with_validator(validator.clone())
-        .with_mapper(mapper);
+        .with_mapper(mapper.clone())
+        .with_directory(directory.clone())
+        .with_outbox_wake(outbox_wake.clone());
     // The catalogue's Measures are served like any stored Measure (GET /fhir/Measure); publishing
     // is idempotent, so each start writes only what changed.
     let published = pipeline
@@ -129,13 +139,43 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     if demo.is_some() {
         load_samples(&pipeline).await?;
     }
-    let keys = crate::deliver::keys::KeyRing::load(&config.signing, &config.data_dir)?;
+    let keys = Arc::new(crate::deliver::keys::KeyRing::load(
+        &config.signing,
+        &config.data_dir,
+    )?);
+    let engine = Arc::new(crate::deliver::engine::Engine::new(
+        crate::deliver::engine::EngineParts {
+            store,
+            config: config.deliver.clone(),
+            directory,
+            mapper: Some(mapper),
+            keys: keys.clone(),
+            gateway: crate::deliver::provenance::Gateway::new(
+                format!("{base}/fhir"),
+                format!("pqom-gateway@{addr}"),
+            ),
+            wake: outbox_wake,
+            // SQLite: this process is the database's only sender.
+            exclusive: config.database_url.is_none(),
+        },
+    )?);
     let state = AppState::new(pipeline)
         .with_profiles(profiles)
         .with_base_url(format!("{base}/fhir"))
         .with_validator(validator)
-        .with_keys(Arc::new(keys));
+        .with_keys(keys)
+        .with_delivery(engine.clone());
     let router = api::router(state);
+
+    // One stop signal for the server and the delivery engine: on SIGTERM both stop together;
+    // the engine finishes or releases its claims before the process exits.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let delivery = tokio::spawn(engine.run(stop_rx.clone()));
+    let mut server_stop = stop_rx;
 
     // The one line on stdout: scripts and tests read the address from it (logs go to stderr).
     println!("pqom-gateway listening on {base}");
@@ -144,8 +184,11 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     }
     tracing::info!(%base, store = if config.database_url.is_some() { "postgres" } else { "sqlite" }, "ready");
     bound
-        .serve(router, config.request_timeout, server::shutdown_signal())
+        .serve(router, config.request_timeout, async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        })
         .await?;
+    let _ = delivery.await;
     tracing::info!("stopped");
     Ok(())
 }

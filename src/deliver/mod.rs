@@ -8,12 +8,21 @@
 //! - [`signing`]: detached EdDSA JWS.
 //! - [`provenance`]: the Provenance resource shape.
 //! - [`forward`]: the forwarded message Bundle: build, sign, verify.
+//!
+//! And the delivery engine around the store's outbox (`store::outbox`):
+//! - [`destinations`]: `[deliver]` settings and the statically configured destinations.
+//! - [`retry`]: backoff with full jitter, `Retry-After`, the retry horizon.
+//! - [`engine`]: dispatcher (fan-out) and worker (ordered sends, retries, dead letters), the
+//!   pull feed and replay.
 
 pub mod canonical;
+pub mod destinations;
 pub mod directory;
+pub mod engine;
 pub mod forward;
 pub mod keys;
 pub mod provenance;
+pub mod retry;
 pub mod signing;
 
 /// Errors of the delivery stage.

@@ -143,6 +143,7 @@ impl Pipeline {
             .to_json(),
             response: None,
             resources,
+            event: None,
         };
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(_) | CommitOutcome::DuplicateMessage(_) => Ok(n),

@@ -29,6 +29,8 @@ pub struct IndicatorQuery {
     pub totals_only: bool,
     /// Superseded values too (the history), not only the current ones.
     pub include_history: bool,
+    /// Only the values this submission recorded (what its forwarded bundle carries).
+    pub submission: Option<Uuid>,
 }
 
 /// A stored indicator value and where it came from.
@@ -131,6 +133,11 @@ macro_rules! push_filters {
         }
         if $q.totals_only {
             $qb.push(" AND stratifier = ''");
+        }
+        if let Some(s) = &$q.submission {
+            // Compared as text: the column is TEXT in SQLite and UUID in PostgreSQL.
+            $qb.push(" AND CAST(submission_id AS TEXT) = ")
+                .push_bind(s.to_string());
         }
         $qb.push(
             " ORDER BY indicator, trust, period_start, period_end, recorded_at, \

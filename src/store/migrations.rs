@@ -1,7 +1,7 @@
 //! Each backend's SQL migrations, embedded in the binary so that it needs no files at run time.
 //!
 //! Numbering is per concern (docs/CONVENTIONS.md): `0001` spine (submissions, resources),
-//! `0002` indicators, `0003` delivery. To add one, put `NNNN_name.sql` in both
+//! `0002` indicators, `0003` subscriptions, `0004` outbox. To add one, put `NNNN_name.sql` in both
 //! `migrations/sqlite` and `migrations/postgres` and add one line to each list below. Applied
 //! migrations are checksummed: never edit one that has shipped, add a new one.
 
@@ -20,6 +20,7 @@ const SQLITE: &[Embedded] = &[
         "indicators",
         include_str!("migrations/sqlite/0002_indicators.sql"),
     ),
+    (4, "outbox", include_str!("migrations/sqlite/0004_outbox.sql")),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -32,6 +33,11 @@ const POSTGRES: &[Embedded] = &[
         2,
         "indicators",
         include_str!("migrations/postgres/0002_indicators.sql"),
+    ),
+    (
+        4,
+        "outbox",
+        include_str!("migrations/postgres/0004_outbox.sql"),
     ),
 ];
 

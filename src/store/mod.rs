@@ -17,6 +17,7 @@
 pub mod index;
 pub mod indicators;
 mod migrations;
+pub mod outbox;
 pub mod postgres;
 pub mod search;
 pub mod sqlite;
@@ -71,6 +72,9 @@ pub struct NewSubmission {
     pub response: Option<Value>,
     /// Resources to create or version. Empty when rejected.
     pub resources: Vec<ResourceWrite>,
+    /// The outbox event to write in the same transaction (accepted submissions that are to be
+    /// delivered; never set for a rejected one, and the store ignores it if it is).
+    pub event: Option<outbox::OutboxEvent>,
 }
 
 /// A resource to store as part of a submission.
@@ -237,6 +241,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Liveness of the database (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The delivery outbox of this store (`None`: this store cannot deliver).
+    fn outbox(&self) -> Option<&dyn outbox::Outbox> {
+        None
+    }
 
     /// Record the indicator values mapped from a committed submission, in one transaction. They
     /// replace the current values of the same indicator, trust and period; the replaced values

@@ -28,7 +28,7 @@ use uuid::Uuid;
 use super::index::SearchIndex;
 use super::{
     CommitOutcome, NewSubmission, SearchPage, SearchQuery, Store, StoreError, StoreResult,
-    StoredResource, StoredSubmission, migrate_error, migrations, new_logical_id, now_micros, page,
+    StoredResource, StoredSubmission, SubmissionStatus, migrate_error, migrations, new_logical_id, now_micros, page,
     prepare, resource_from_row, search, stamp, submission_from_row,
 };
 
@@ -48,6 +48,7 @@ const SUBMISSION_COLUMNS: &str = "id::text, received_at, channel, message_id, se
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    outbox: super::outbox::postgres::SqlOutbox,
 }
 
 impl PostgresStore {
@@ -69,7 +70,13 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(migrate_error)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            outbox: super::outbox::postgres::SqlOutbox {
+                writer: pool.clone(),
+                reader: pool.clone(),
+            },
+            pool,
+        })
     }
 
     /// Close the pool, waiting for connections to finish.
@@ -155,6 +162,9 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
             written[i] = (id, version_id, last_updated);
+        }
+        if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
+            super::outbox::postgres::insert_event(&mut tx, submission.id, event, now).await?;
         }
         tx.commit().await?;
         // Committed: no retry will need the resources again, so they move into the result.
@@ -351,6 +361,10 @@ impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn outbox(&self) -> Option<&dyn super::outbox::Outbox> {
+        Some(&self.outbox)
     }
 
     async fn record_indicator_values(
