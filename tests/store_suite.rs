@@ -119,6 +119,7 @@ suite!(
     concurrent_resubmission_does_not_fork_versions,
     rejected_submission_is_kept_with_outcome_and_no_resources,
     received_bytes_are_returned_exactly,
+    decimals_keep_their_written_form,
     submissions_by_sender_newest_first,
     search_by_reporter,
     search_by_period_prefixes,
@@ -671,6 +672,45 @@ async fn received_bytes_are_returned_exactly(backend: &Backend) {
         store.submission_body(Uuid::new_v4()).await.expect("body"),
         None
     );
+}
+
+async fn decimals_keep_their_written_form(backend: &Backend) {
+    // FHIR decimals carry their precision in their text (`0.750` is not `0.75`), and forwarded
+    // resources are signed over their text: what is read back must be what was written.
+    let store = backend.store.clone();
+    let mut write = Report {
+        identifier: "r-decimal",
+        ..Report::default()
+    }
+    .write();
+    let score: Value =
+        serde_json::from_str(r#"{"value": 0.750, "unit": "1", "big": 12345678901234567890.0100}"#)
+            .expect("json");
+    write.resource["group"][0]["measureScore"] = score;
+    let stored = commit_one(&store, write).await;
+    for (what, resource) in [
+        ("as committed", stored.resource.clone()),
+        (
+            "as read",
+            store
+                .read("MeasureReport", &stored.id)
+                .await
+                .expect("read")
+                .expect("found")
+                .resource,
+        ),
+    ] {
+        let text = serde_json::to_string(&resource["group"][0]["measureScore"]).expect("text");
+        assert!(
+            text.contains(r#""value":0.750"#) && text.contains("12345678901234567890.0100"),
+            "{what} ({}): decimals reshaped: {text}",
+            if backend.database_url.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            }
+        );
+    }
 }
 
 async fn submissions_by_sender_newest_first(backend: &Backend) {

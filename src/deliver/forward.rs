@@ -81,9 +81,9 @@ pub struct ForwardResource {
 }
 
 impl ForwardResource {
-    /// From a stored resource. `StoredResource::resource` is a `serde_json::Value`, whose numbers
-    /// have been through f64 (`0.750` reads back as `0.75`); use [`ForwardResource::json`] with
-    /// the stored text instead where the store can give it.
+    /// From a stored resource. serde_json is built with `arbitrary_precision`, so the numbers of
+    /// `StoredResource::resource` keep their written text (`0.750` stays `0.750`) and the
+    /// signature covers the decimals as the trust sent them.
     pub fn from_stored(r: &crate::store::StoredResource) -> ForwardResource {
         ForwardResource {
             resource_type: r.resource_type.clone(),
