@@ -565,6 +565,15 @@ impl Engine {
             .into_iter()
             .map(|s| s.value)
             .collect();
+        if values.is_empty() {
+            // The event says the submission mapped to indicators: a bundle without them would be
+            // incomplete (and signed). Not there yet means not sendable yet; the attempt is
+            // retried with backoff.
+            return Err(EngineError::Missing(format!(
+                "indicator values of submission {}",
+                event.submission_id
+            )));
+        }
         let date = forward::fhir_instant(event.created_at);
         let last_updated = date.clone();
         Ok(mapper

@@ -187,7 +187,7 @@ pub trait Outbox: Send + Sync {
         &self,
         limit: i64,
         now: i64,
-        route: &(dyn Fn(&EventRecord) -> Vec<Fanout> + Send + Sync),
+        route: &(dyn for<'e> Fn(&'e EventRecord) -> Vec<Fanout> + Send + Sync),
     ) -> StoreResult<usize>;
 
     /// Lease the head delivery of up to `limit` destinations among `eligible` that is due.
@@ -460,7 +460,7 @@ macro_rules! outbox_backend {
                 &self,
                 limit: i64,
                 now: i64,
-                route: &(dyn Fn(&EventRecord) -> Vec<Fanout> + Send + Sync),
+                route: &(dyn for<'e> Fn(&'e EventRecord) -> Vec<Fanout> + Send + Sync),
             ) -> StoreResult<usize> {
                 let mut tx = begin_write(&self.writer).await?;
                 if !lock_dispatch(&mut tx).await? {
