@@ -8,6 +8,8 @@
 //! - [`signing`]: detached EdDSA JWS.
 //! - [`provenance`]: the Provenance resource shape.
 //! - [`forward`]: the forwarded message Bundle: build, sign, verify.
+//! - [`subscription`]: the topics, reading a Subscription (R5 Backport IG for R4), filters.
+//! - [`notification`]: the notification Bundles (handshake, heartbeat, events, `$status`).
 //!
 //! And the delivery engine around the store's outbox (`store::outbox`):
 //! - [`destinations`]: `[deliver]` settings and the statically configured destinations.
@@ -21,9 +23,11 @@ pub mod directory;
 pub mod engine;
 pub mod forward;
 pub mod keys;
+pub mod notification;
 pub mod provenance;
 pub mod retry;
 pub mod signing;
+pub mod subscription;
 
 /// Errors of the delivery stage.
 #[derive(Debug, thiserror::Error)]

@@ -21,6 +21,7 @@ pub mod outbox;
 pub mod postgres;
 pub mod search;
 pub mod sqlite;
+pub mod subscriptions;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use uuid::Uuid;
 
 pub use indicators::{IndicatorQuery, StoredIndicatorValue};
 pub use search::{SearchPage, SearchQuery};
+pub use subscriptions::{StoredSubscription, SubscriptionStatus, SubscriptionWrite};
 
 /// How a submission arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -270,6 +272,89 @@ pub trait Store: Send + Sync + 'static {
             "this store does not keep indicator values".into(),
         ))
     }
+
+    // Subscriptions (see [`subscriptions`]). The defaults refuse, for stores that keep none.
+
+    /// Store a new Subscription (version 1, a new logical id).
+    async fn create_subscription(
+        &self,
+        _write: SubscriptionWrite,
+    ) -> StoreResult<StoredSubscription> {
+        Err(no_subscriptions())
+    }
+
+    /// Replace a live Subscription: the next version, `error` cleared; the event counter, the
+    /// creation time and `last_sent_at` kept. `None` if there is no live Subscription `id`.
+    async fn update_subscription(
+        &self,
+        _id: &str,
+        _write: SubscriptionWrite,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// Mark a Subscription deleted (status `off`; the row stays). `false` if there was no live
+    /// Subscription `id`.
+    async fn delete_subscription(&self, _id: &str) -> StoreResult<bool> {
+        Err(no_subscriptions())
+    }
+
+    /// A Subscription by id, deleted ones included (`deleted` says so).
+    async fn subscription(&self, _id: &str) -> StoreResult<Option<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// Live (not deleted) Subscriptions, with this status if given, oldest first.
+    async fn subscriptions(
+        &self,
+        _status: Option<SubscriptionStatus>,
+    ) -> StoreResult<Vec<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// Set the status and its reason (`error`, cleared when `None`) of a live Subscription; the
+    /// served JSON follows. Not a new version. `None` if there is no live Subscription `id`.
+    async fn set_subscription_status(
+        &self,
+        _id: &str,
+        _status: SubscriptionStatus,
+        _error: Option<&str>,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// [`Store::set_subscription_status`] only if the Subscription is still at `version_id`: a
+    /// handshake's verdict must not land on a version the client has since replaced.
+    async fn set_subscription_status_at_version(
+        &self,
+        _id: &str,
+        _version_id: i64,
+        _status: SubscriptionStatus,
+        _error: Option<&str>,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// Record that a notification reached the endpoint at `at` (never moves `last_sent_at` back).
+    async fn touch_subscription_sent(&self, _id: &str, _at: OffsetDateTime) -> StoreResult<()> {
+        Err(no_subscriptions())
+    }
+
+    /// Take the right to send a heartbeat: sets `last_sent_at` to `at` only if it is still `seen`
+    /// and the Subscription is live and active. `true`: this caller sends it (two instances
+    /// sharing a database never both do).
+    async fn claim_heartbeat(
+        &self,
+        _id: &str,
+        _seen: Option<OffsetDateTime>,
+        _at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        Err(no_subscriptions())
+    }
+}
+
+fn no_subscriptions() -> StoreError {
+    StoreError::Config("this store does not keep subscriptions".into())
 }
 
 /// File name of the SQLite database inside the data directory.

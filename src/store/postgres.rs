@@ -382,6 +382,69 @@ impl Store for PostgresStore {
     ) -> StoreResult<Vec<super::StoredIndicatorValue>> {
         super::indicators::postgres::query(&self.pool, query).await
     }
+
+    async fn create_subscription(
+        &self,
+        write: super::SubscriptionWrite,
+    ) -> StoreResult<super::StoredSubscription> {
+        super::subscriptions::postgres::create(&self.pool, write).await
+    }
+
+    async fn update_subscription(
+        &self,
+        id: &str,
+        write: super::SubscriptionWrite,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::postgres::update(&self.pool, id, write).await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> StoreResult<bool> {
+        super::subscriptions::postgres::delete(&self.pool, id).await
+    }
+
+    async fn subscription(&self, id: &str) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::postgres::get(&self.pool, id).await
+    }
+
+    async fn subscriptions(
+        &self,
+        status: Option<super::SubscriptionStatus>,
+    ) -> StoreResult<Vec<super::StoredSubscription>> {
+        super::subscriptions::postgres::list(&self.pool, status).await
+    }
+
+    async fn set_subscription_status(
+        &self,
+        id: &str,
+        status: super::SubscriptionStatus,
+        error: Option<&str>,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::postgres::set_status(&self.pool, id, None, status, error).await
+    }
+
+    async fn set_subscription_status_at_version(
+        &self,
+        id: &str,
+        version_id: i64,
+        status: super::SubscriptionStatus,
+        error: Option<&str>,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::postgres::set_status(&self.pool, id, Some(version_id), status, error)
+            .await
+    }
+
+    async fn touch_subscription_sent(&self, id: &str, at: time::OffsetDateTime) -> StoreResult<()> {
+        super::subscriptions::postgres::touch_sent(&self.pool, id, at).await
+    }
+
+    async fn claim_heartbeat(
+        &self,
+        id: &str,
+        seen: Option<time::OffsetDateTime>,
+        at: time::OffsetDateTime,
+    ) -> StoreResult<bool> {
+        super::subscriptions::postgres::claim_heartbeat(&self.pool, id, seen, at).await
+    }
 }
 
 /// Create the logical resource, or (same type and business identifier) make this its next

@@ -351,6 +351,69 @@ impl Store for SqliteStore {
     ) -> StoreResult<Vec<super::StoredIndicatorValue>> {
         super::indicators::sqlite::query(&self.reader, query).await
     }
+
+    async fn create_subscription(
+        &self,
+        write: super::SubscriptionWrite,
+    ) -> StoreResult<super::StoredSubscription> {
+        super::subscriptions::sqlite::create(&self.writer, write).await
+    }
+
+    async fn update_subscription(
+        &self,
+        id: &str,
+        write: super::SubscriptionWrite,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::sqlite::update(&self.writer, id, write).await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> StoreResult<bool> {
+        super::subscriptions::sqlite::delete(&self.writer, id).await
+    }
+
+    async fn subscription(&self, id: &str) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::sqlite::get(&self.reader, id).await
+    }
+
+    async fn subscriptions(
+        &self,
+        status: Option<super::SubscriptionStatus>,
+    ) -> StoreResult<Vec<super::StoredSubscription>> {
+        super::subscriptions::sqlite::list(&self.reader, status).await
+    }
+
+    async fn set_subscription_status(
+        &self,
+        id: &str,
+        status: super::SubscriptionStatus,
+        error: Option<&str>,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::sqlite::set_status(&self.writer, id, None, status, error).await
+    }
+
+    async fn set_subscription_status_at_version(
+        &self,
+        id: &str,
+        version_id: i64,
+        status: super::SubscriptionStatus,
+        error: Option<&str>,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::sqlite::set_status(&self.writer, id, Some(version_id), status, error)
+            .await
+    }
+
+    async fn touch_subscription_sent(&self, id: &str, at: time::OffsetDateTime) -> StoreResult<()> {
+        super::subscriptions::sqlite::touch_sent(&self.writer, id, at).await
+    }
+
+    async fn claim_heartbeat(
+        &self,
+        id: &str,
+        seen: Option<time::OffsetDateTime>,
+        at: time::OffsetDateTime,
+    ) -> StoreResult<bool> {
+        super::subscriptions::sqlite::claim_heartbeat(&self.writer, id, seen, at).await
+    }
 }
 
 async fn submission_by_message_id(
