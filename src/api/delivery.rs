@@ -8,6 +8,9 @@
 //!   and `fullUrl` `urn:uuid:{bundle id}`; the `next` link continues after the last one. The
 //!   consumer keeps the last number it processed as its cursor; reading again returns the same
 //!   bytes for the same number.
+//! - `GET /fhir/Subscription/{id}/$events?eventsSinceNumber=N&eventsUntilNumber=M&content=..`:
+//!   the Subscriptions Backport `query-event` Bundle of that Subscription's events N..=M, so a
+//!   receiver that saw a gap in `eventsSinceSubscriptionStart` can catch up.
 //! - `POST /admin/replay?destination=NAME&from=N[&to=M]`: re-queue deliveries N..=M (delivered
 //!   or dead) of a destination (`NAME` or `Subscription/{id}`).
 //! - `GET /admin/dead-letters[?destination=NAME][&_count=M]`: dead-lettered deliveries with the
@@ -16,7 +19,7 @@
 //! These routes have no authentication yet (README: run the gateway on a private network).
 
 use axum::Router;
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -38,6 +41,8 @@ pub fn add_routes(router: Router<AppState>) -> Router<AppState> {
     router
         .route("/fhir/$events", get(feed))
         .route("/fhir/%24events", get(feed))
+        .route("/fhir/Subscription/{id}/$events", get(subscription_events))
+        .route("/fhir/Subscription/{id}/%24events", get(subscription_events))
         .route("/admin/replay", post(replay))
         .route("/admin/dead-letters", get(dead_letters))
 }
@@ -217,4 +222,62 @@ async fn dead_letters(
         })
         .collect();
     Ok(axum::Json(json!({ "deadLetters": items })).into_response())
+}
+
+async fn subscription_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> Result<Response, ApiError> {
+    let params = query_pairs(raw.as_deref());
+    let engine = engine(&state)?;
+    let since = number(&params, "eventsSinceNumber")?.unwrap_or(1);
+    let until = number(&params, "eventsUntilNumber")?;
+    if let Some(until) = until
+        && until < since
+    {
+        return Err(bad(
+            "eventsUntilNumber",
+            format!(
+                "eventsUntilNumber ({until}) is before eventsSinceNumber ({since}); expected \
+                 since <= until"
+            ),
+        ));
+    }
+    let content = params
+        .iter()
+        .find(|(k, _)| k == "content")
+        .map(|(_, v)| {
+            crate::deliver::subscription::PayloadContent::from_code(v).ok_or_else(|| {
+                bad(
+                    "content",
+                    format!("content is {v:?}; expected empty, id-only or full-resource"),
+                )
+            })
+        })
+        .transpose()?;
+    let count = number(&params, "_count")?
+        .unwrap_or(MAX_COUNT)
+        .clamp(1, MAX_COUNT);
+    match engine
+        .subscription_events(&id, since, until, count, content)
+        .await
+        .map_err(ApiError::Delivery)?
+    {
+        Some(bundle) => {
+            let mut response =
+                (StatusCode::OK, serde_json::to_vec(&bundle).unwrap_or_default()).into_response();
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));
+            Ok(response)
+        }
+        None => Err(ApiError::NotFound(
+            Issue::error(
+                IssueType::NotFound,
+                format!("Subscription/{id} is not known to this server"),
+            )
+            .at("Subscription.id"),
+        )),
+    }
 }

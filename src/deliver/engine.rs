@@ -36,10 +36,15 @@ use super::keys::KeyRing;
 use super::provenance::Gateway;
 use super::retry::{self, Next};
 use crate::store::index::micros;
+use super::notification::{self, NotificationEvent, NotificationStatus};
+use super::subscription::{self, EventFacts, SubscriptionSpec, Topic};
 use crate::store::outbox::{
-    Claimed, DeliveryRecord, EventRecord, Fanout, Finish, Outbox, static_key,
+    Claimed, DeliveryRecord, EventRecord, Fanout, Finish, Outbox, TOPIC_REGIONAL_BUNDLE,
+    TOPIC_SUBMISSION, static_key, subscription_key,
 };
-use crate::store::{IndicatorQuery, Store, StoreError};
+use crate::store::{
+    IndicatorQuery, Store, StoreError, StoredSubscription, SubscriptionStatus,
+};
 
 /// Events fanned out per dispatcher transaction.
 const DISPATCH_BATCH: i64 = 100;
@@ -101,6 +106,42 @@ pub struct EngineParts {
 /// A send target resolved from a destination key.
 enum Target<'a> {
     Static(&'a DestinationConfig),
+    /// A live Subscription and its parsed channel.
+    Subscription(Box<(StoredSubscription, SubscriptionSpec)>),
+}
+
+/// A stored Subscription's channel and filters. It was checked when the client wrote it; read
+/// leniently here (loopback http allowed) so that what was accepted is what is delivered.
+fn spec_of(stored: &StoredSubscription) -> Option<SubscriptionSpec> {
+    subscription::parse_with(
+        &stored.resource,
+        &subscription::ParseOptions {
+            allow_http_loopback: true,
+        },
+    )
+    .ok()
+}
+
+fn topic_of(event: &EventRecord) -> Option<Topic> {
+    match event.event.topic.as_str() {
+        TOPIC_SUBMISSION => Some(Topic::Submission),
+        TOPIC_REGIONAL_BUNDLE => Some(Topic::RegionalBundle),
+        _ => None,
+    }
+}
+
+fn facts_of(event: &EventRecord) -> EventFacts {
+    EventFacts {
+        reporter: event.event.reporter.clone().unwrap_or_default(),
+        icb: event.event.icb.clone(),
+        region: event.event.region.clone(),
+        indicators: event.event.indicators.clone(),
+    }
+}
+
+/// Whether a Subscription takes events now: enabled and not past its end.
+fn live(spec: &SubscriptionSpec, now: OffsetDateTime) -> bool {
+    spec.enabled && spec.end.is_none_or(|end| end > now)
 }
 
 impl Engine {
@@ -200,23 +241,61 @@ impl Engine {
             .iter()
             .filter(|d| statuses.get(&d.name).is_some_and(|s| s == "active"))
             .collect();
+        let now_t = OffsetDateTime::now_utc();
+        let subscriptions = self.active_subscriptions(now_t).await?;
         let route = |event: &EventRecord| -> Vec<Fanout> {
-            statics
+            let mut out: Vec<Fanout> = statics
                 .iter()
                 .filter(|d| d.matches(&event.event))
                 .map(|d| Fanout {
                     destination: static_key(&d.name),
                     feed: d.kind == Kind::Pull,
                 })
-                .collect()
+                .collect();
+            if let Some(topic) = topic_of(event) {
+                let facts = facts_of(event);
+                out.extend(
+                    subscriptions
+                        .iter()
+                        .filter(|(_, spec)| spec.matches(topic, &facts))
+                        .map(|(id, _)| Fanout {
+                            destination: subscription_key(id),
+                            feed: false,
+                        }),
+                );
+            }
+            out
         };
-        let now = micros(OffsetDateTime::now_utc());
+        let now = micros(now_t);
         Ok(self.outbox().dispatch(DISPATCH_BATCH, now, &route).await?)
     }
 
-    /// Destination keys the worker may send to now: active push destinations.
+    /// Active, enabled, unexpired Subscriptions: `(id, spec)`.
+    async fn active_subscriptions(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<(String, SubscriptionSpec)>, EngineError> {
+        Ok(self
+            .store
+            .subscriptions(Some(SubscriptionStatus::Active))
+            .await?
+            .into_iter()
+            .filter_map(|s| {
+                let spec = spec_of(&s)?;
+                live(&spec, now).then_some((s.id, spec))
+            })
+            .collect())
+    }
+
+    /// Destination keys the worker may send to now: active push destinations and active
+    /// Subscriptions.
     async fn eligible(&self) -> Result<Vec<String>, EngineError> {
         let statuses = self.outbox().static_destinations().await?;
+        let subscriptions = self
+            .active_subscriptions(OffsetDateTime::now_utc())
+            .await?
+            .into_iter()
+            .map(|(id, _)| subscription_key(&id));
         Ok(self
             .config
             .destination
@@ -228,12 +307,21 @@ impl Engine {
                     .any(|(n, s, _)| n == &d.name && s == "active")
             })
             .map(|d| static_key(&d.name))
+            .chain(subscriptions)
             .collect())
     }
 
-    fn target(&self, key: &str) -> Option<Target<'_>> {
-        let name = key.strip_prefix("static:")?;
-        self.config.destination(name).map(Target::Static)
+    async fn target(&self, key: &str) -> Result<Option<Target<'_>>, EngineError> {
+        if let Some(id) = key.strip_prefix("subscription:") {
+            let Some(stored) = self.store.subscription(id).await? else {
+                return Ok(None);
+            };
+            return Ok(spec_of(&stored).map(|spec| Target::Subscription(Box::new((stored, spec)))));
+        }
+        Ok(key
+            .strip_prefix("static:")
+            .and_then(|name| self.config.destination(name))
+            .map(Target::Static))
     }
 
     async fn worker(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
@@ -302,14 +390,27 @@ impl Engine {
 
     /// One attempt at a claimed delivery, and its outcome recorded.
     async fn attempt(&self, claim: Claimed) {
-        let Some(Target::Static(dest)) = self.target(&claim.destination) else {
-            // Configuration changed since fan-out: leave it pending for when it comes back.
-            tracing::warn!(destination = %claim.destination, "delivery for an unknown destination skipped");
-            return;
+        let target = match self.target(&claim.destination).await {
+            Ok(Some(t)) => t,
+            Ok(None) => {
+                // Configuration changed since fan-out: leave it for its lease to lapse.
+                tracing::warn!(destination = %claim.destination, "delivery for an unknown destination skipped");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(destination = %claim.destination, error = %e, "resolving a destination failed; will retry");
+                return;
+            }
         };
-        let label = dest.name.clone();
+        let label = match &target {
+            Target::Static(d) => d.name.clone(),
+            Target::Subscription(s) => format!("Subscription/{}", s.0.id),
+        };
         let finish = match self.payload(&claim).await {
-            Ok(payload) => self.send(&claim, dest, payload).await,
+            Ok(payload) => match &target {
+                Target::Static(dest) => self.send(&claim, dest, payload).await,
+                Target::Subscription(s) => self.notify(&claim, &s.0, &s.1, payload).await,
+            },
             Err(e) => {
                 tracing::error!(destination = %label, number = claim.number, error = %e, "building the forwarded bundle failed");
                 metrics::counter!("pqom_delivery_failures_total", "destination" => label.clone(), "reason" => "build").increment(1);
@@ -427,6 +528,198 @@ impl Engine {
         }
     }
 
+    /// Send one event to a rest-hook Subscription: an `event-notification` Bundle around the
+    /// forwarded bundle, with as much of it as the payload content says. The forwarded bundle
+    /// (and so the focus) is the same on every retry; the notification around it is rebuilt.
+    async fn notify(
+        &self,
+        claim: &Claimed,
+        stored: &StoredSubscription,
+        spec: &SubscriptionSpec,
+        forwarded: Vec<u8>,
+    ) -> Finish {
+        let label = format!("Subscription/{}", stored.id);
+        let now = OffsetDateTime::now_utc();
+        let body = match self.notification_body(stored, claim.number, claim.accepted_at, claim.bundle_id, &forwarded, spec, now) {
+            Ok(b) => b,
+            Err(e) => return self.after_failure(claim, None, e, None),
+        };
+        let mut request = self
+            .client
+            .post(&spec.endpoint)
+            .header(reqwest::header::CONTENT_TYPE, "application/fhir+json")
+            .header("x-pqom-event-number", claim.number.to_string())
+            .header("x-pqom-bundle-id", claim.bundle_id.to_string());
+        if let Some(t) = spec.timeout {
+            request = request.timeout(t.min(Duration::from_secs(self.config.request_timeout_seconds)));
+        }
+        for (k, v) in &spec.headers {
+            request = request.header(k.as_str(), v.as_str());
+        }
+        match request.body(body).send().await {
+            Ok(response) => {
+                let status = response.status();
+                let code = i64::from(status.as_u16());
+                let wish = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| retry::retry_after(v, now));
+                if status.is_success() {
+                    let _ = response.bytes().await;
+                    let at = OffsetDateTime::now_utc();
+                    if let Err(e) = self.store.touch_subscription_sent(&stored.id, at).await {
+                        tracing::warn!(subscription = %stored.id, error = %e, "recording last_sent_at failed");
+                    }
+                    return Finish::Delivered {
+                        status: code,
+                        at: micros(at),
+                    };
+                }
+                let body = response.text().await.unwrap_or_default();
+                let excerpt: String = body.chars().take(ERROR_BODY_CHARS).collect();
+                metrics::counter!("pqom_delivery_failures_total", "destination" => label.clone(), "reason" => format!("http_{}xx", code / 100)).increment(1);
+                // The endpoint is gone (410) or not there (404): the Subscription goes to error and
+                // nothing more is sent until its owner updates it.
+                if matches!(code, 404 | 410) {
+                    let reason = format!(
+                        "the endpoint answered HTTP {code}; notifications stopped until the \
+                         Subscription is updated: {excerpt}"
+                    );
+                    if let Err(e) = self
+                        .store
+                        .set_subscription_status(&stored.id, SubscriptionStatus::Error, Some(&reason))
+                        .await
+                    {
+                        tracing::error!(subscription = %stored.id, error = %e, "could not set the Subscription to error");
+                    }
+                    return Finish::Dead {
+                        status: Some(code),
+                        reason,
+                    };
+                }
+                self.after_failure(
+                    claim,
+                    Some(code),
+                    format!("endpoint answered HTTP {code}: {excerpt}"),
+                    wish,
+                )
+            }
+            Err(e) => {
+                let (reason, error) = if e.is_timeout() {
+                    ("timeout", "no answer within the timeout".to_owned())
+                } else if e.is_connect() {
+                    ("connect", format!("cannot connect: {e}"))
+                } else {
+                    ("transport", format!("request failed: {e}"))
+                };
+                metrics::counter!("pqom_delivery_failures_total", "destination" => label, "reason" => reason).increment(1);
+                self.after_failure(claim, None, error, None)
+            }
+        }
+    }
+
+    /// The notification Bundle of one event of a Subscription.
+    #[allow(clippy::too_many_arguments)]
+    fn notification_body(
+        &self,
+        stored: &StoredSubscription,
+        number: i64,
+        accepted_at: OffsetDateTime,
+        bundle_id: Uuid,
+        forwarded: &[u8],
+        spec: &SubscriptionSpec,
+        now: OffsetDateTime,
+    ) -> Result<Vec<u8>, String> {
+        let status = self.notification_status(stored, now);
+        let event = self.notification_event(number, accepted_at, bundle_id, forwarded, spec.content)?;
+        let bundle = notification::event_notification(&status, &[event], spec.content);
+        serde_json::to_vec(&bundle).map_err(|e| e.to_string())
+    }
+
+    fn notification_status(&self, stored: &StoredSubscription, now: OffsetDateTime) -> NotificationStatus {
+        NotificationStatus {
+            subscription_url: format!("{}/Subscription/{}", self.gateway.fhir_base, stored.id),
+            topic: stored.topic.clone(),
+            status: stored.status,
+            events_since_start: stored.events_since_start,
+            error: stored.error.clone(),
+            timestamp: now,
+        }
+    }
+
+    fn notification_event(
+        &self,
+        number: i64,
+        accepted_at: OffsetDateTime,
+        bundle_id: Uuid,
+        forwarded: &[u8],
+        content: subscription::PayloadContent,
+    ) -> Result<NotificationEvent, String> {
+        // serde_json keeps decimals as written (arbitrary_precision), so the signed content
+        // survives the round trip; receivers verify over the canonical form.
+        let resource = match content {
+            subscription::PayloadContent::FullResource => Some(
+                serde_json::from_slice(forwarded)
+                    .map_err(|e| format!("stored bundle is not JSON: {e}"))?,
+            ),
+            _ => None,
+        };
+        Ok(NotificationEvent {
+            number,
+            timestamp: accepted_at,
+            focus_url: format!("urn:uuid:{bundle_id}"),
+            resource,
+        })
+    }
+
+    /// `Subscription/{id}/$events`: the query-event Bundle of events `since..=until` (event
+    /// numbers, inclusive), at most `count`, with `content` (default: the Subscription's).
+    pub async fn subscription_events(
+        &self,
+        id: &str,
+        since: i64,
+        until: Option<i64>,
+        count: i64,
+        content: Option<subscription::PayloadContent>,
+    ) -> Result<Option<serde_json::Value>, EngineError> {
+        let Some(stored) = self.store.subscription(id).await? else {
+            return Ok(None);
+        };
+        if stored.deleted {
+            return Ok(None);
+        }
+        let content = content
+            .or_else(|| spec_of(&stored).map(|s| s.content))
+            .unwrap_or(subscription::PayloadContent::IdOnly);
+        let key = subscription_key(id);
+        let records = self
+            .outbox()
+            .deliveries(&key, since.saturating_sub(1), until, count)
+            .await?;
+        let mut events = Vec::with_capacity(records.len());
+        for record in records {
+            let forwarded = match content {
+                subscription::PayloadContent::FullResource => {
+                    match self.outbox().payload(&key, record.number).await? {
+                        Some(p) => p,
+                        None => {
+                            let built = self.build(&key, record.event_seq, record.bundle_id).await?;
+                            self.outbox().set_payload(&key, record.number, &built).await?
+                        }
+                    }
+                }
+                _ => Vec::new(),
+            };
+            events.push(
+                self.notification_event(record.number, record.accepted_at, record.bundle_id, &forwarded, content)
+                    .map_err(EngineError::Missing)?,
+            );
+        }
+        let status = self.notification_status(&stored, OffsetDateTime::now_utc());
+        Ok(Some(notification::query_event(&status, &events, content)))
+    }
+
     fn after_failure(
         &self,
         claim: &Claimed,
@@ -514,7 +807,7 @@ impl Engine {
             .collect();
         let indicators = self.indicator_reports(&event).await?;
         let route = self.route(&event);
-        let dest = self.forward_destination(destination);
+        let dest = self.forward_destination(destination).await?;
         // REST submissions have no MessageHeader: the submission id stands in for its id.
         let message_id = submission
             .message_id
@@ -610,8 +903,13 @@ impl Engine {
         })
     }
 
-    fn forward_destination(&self, key: &str) -> Destination {
-        match self.target(key) {
+    async fn forward_destination(&self, key: &str) -> Result<Destination, EngineError> {
+        Ok(match self.target(key).await? {
+            Some(Target::Subscription(s)) => Destination {
+                name: format!("Subscription/{}", s.0.id),
+                endpoint: s.1.endpoint.clone(),
+                receiver_ods: None,
+            },
             Some(Target::Static(d)) => Destination {
                 name: d.name.clone(),
                 endpoint: d.endpoint.clone().unwrap_or_else(|| {
@@ -624,7 +922,7 @@ impl Engine {
                 endpoint: String::new(),
                 receiver_ods: None,
             },
-        }
+        })
     }
 
     /// A pull destination's feed: deliveries numbered after `since`, at most `count`, each with
