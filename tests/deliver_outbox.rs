@@ -256,6 +256,211 @@ async fn wait_for_dead_letter(gateway: &Gateway, client: &reqwest::Client, name:
     }
 }
 
+/// A rest-hook Subscription (stored active, as after its handshake) with full-resource content:
+/// event notifications numbered 1, 2 whose focus is the signed forwarded bundle; `$events`
+/// answers the same events; a 410 sets the Subscription to error and stops delivery.
+async fn subscription_notifications(postgres: bool) {
+    use pqom_gateway::deliver::subscription as sub;
+    use pqom_gateway::store::{SubscriptionStatus, SubscriptionWrite};
+    let Some(site) = Site::new(postgres).await else {
+        return;
+    };
+    let receiver = Receiver::start(vec![
+        Reply::status(200),
+        Reply::status(200),
+        Reply::status(410),
+    ])
+    .await;
+    let endpoint = format!("{}/notify", receiver.server.uri());
+    let gateway = site.start(FAST_DELIVERY);
+    // The gateway's own store, opened beside it (SQLite allows a second writer process).
+    let store = pqom_gateway::store::open(
+        site.db.as_ref().map(|d| d.url.as_str()),
+        site.dir.path(),
+    )
+    .await
+    .unwrap();
+    let resource = serde_json::json!({
+        "resourceType": "Subscription",
+        "meta": { "profile": [ sub::BACKPORT_SUBSCRIPTION ] },
+        "status": "active",
+        "reason": "QMM ICB dashboard",
+        "criteria": sub::Topic::Submission.url(),
+        "_criteria": { "extension": [
+            { "url": sub::FILTER_CRITERIA, "valueString": "MeasureReport?icb=QMM" }
+        ] },
+        "channel": {
+            "type": "rest-hook",
+            "endpoint": endpoint,
+            "payload": "application/fhir+json",
+            "_payload": { "extension": [ { "url": sub::PAYLOAD_CONTENT, "valueCode": "full-resource" } ] }
+        }
+    });
+    let created = store
+        .create_subscription(SubscriptionWrite {
+            resource,
+            topic: sub::Topic::Submission.url().into(),
+            status: SubscriptionStatus::Active,
+            endpoint: endpoint.clone(),
+        })
+        .await
+        .unwrap();
+    let client = reqwest::Client::new();
+    let bodies: Vec<Vec<u8>> = (1..=2).map(|seed| submission("RM1", 800 + seed)).collect();
+    for body in &bodies {
+        gateway.submit(&client, body).await;
+    }
+    // Another ICB's trust: not for this Subscription.
+    gateway.submit(&client, &submission("RQ3", 899)).await;
+    let got = receiver
+        .wait_until(WAIT, "two notifications", |r| accepted_numbers(r).len() >= 2)
+        .await;
+    let jwks = jwks(&gateway).await;
+    for (n, (notification, original)) in got.iter().zip(&bodies).enumerate() {
+        let bundle: Value = serde_json::from_slice(&notification.body).unwrap();
+        assert_eq!(bundle["type"], "history");
+        let params = &bundle["entry"][0]["resource"];
+        assert_eq!(params["resourceType"], "Parameters");
+        let text = params.to_string();
+        assert!(text.contains("event-notification"), "{text}");
+        assert!(
+            text.contains(&format!("\"valueString\":\"{}\"", n + 1)),
+            "event number {} missing: {text}",
+            n + 1
+        );
+        let forwarded = serde_json::to_vec(&bundle["entry"][1]["resource"]).unwrap();
+        let report = forward::verify(&forwarded, &jwks, Some(original));
+        assert!(report.passed(), "{:?}", report.checks);
+    }
+    // The third event (a new submission) meets a 410: the Subscription goes to error.
+    gateway.submit(&client, &submission("RCX", 803)).await;
+    let start = std::time::Instant::now();
+    loop {
+        let s = store.subscription(&created.id).await.unwrap().unwrap();
+        if s.status == SubscriptionStatus::Error {
+            assert!(s.error.unwrap_or_default().contains("410"));
+            assert!(s.last_sent_at.is_some());
+            break;
+        }
+        assert!(start.elapsed() < WAIT, "Subscription not set to error");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // $events: a receiver catching up gets events 1..=2 (id-only here).
+    let events: Value = client
+        .get(format!(
+            "{}/Subscription/{}/$events?eventsSinceNumber=1&eventsUntilNumber=2&content=id-only",
+            gateway.fhir(),
+            created.id
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let text = events.to_string();
+    assert_eq!(events["type"], "history", "{text}");
+    assert!(text.contains("query-event"), "{text}");
+    assert!(text.contains(&got[0].bundle_id), "{text}");
+    assert!(text.contains(&got[1].bundle_id), "{text}");
+    let unknown = client
+        .get(format!("{}/Subscription/nope/$events", gateway.fhir()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown.status(), 404);
+    assert_eq!(receiver.received().len(), 3, "sent after the 410");
+}
+
+/// A pull destination: its consumer reads the feed with a cursor; the same number always gives
+/// the same bytes. Replay and the dead-letter list answer on the admin routes.
+async fn pull_feed_and_replay(postgres: bool) {
+    let Some(site) = Site::new(postgres).await else {
+        return;
+    };
+    let push = Receiver::start(vec![]).await;
+    let config = format!(
+        "{FAST_DELIVERY}{}\n[[deliver.destination]]\nname = \"warehouse\"\nkind = \"pull\"\nregion = [\"Y61\"]\n",
+        push_destination("qmm", &push.endpoint(), "")
+    );
+    let gateway = site.start(&config);
+    let client = reqwest::Client::new();
+    for seed in 1..=3 {
+        gateway.submit(&client, &submission("RM1", 900 + seed)).await;
+    }
+    push.wait_until(WAIT, "three pushes", |r| accepted_numbers(r).len() >= 3)
+        .await;
+    let feed = |since: i64| {
+        let client = client.clone();
+        let url = format!(
+            "{}/$events?destination=warehouse&since={since}&_count=2",
+            gateway.fhir()
+        );
+        async move {
+            let r = client.get(url).send().await.unwrap();
+            assert_eq!(r.status(), 200);
+            r.bytes().await.unwrap().to_vec()
+        }
+    };
+    let first = feed(0).await;
+    let page: Value = serde_json::from_slice(&first).unwrap();
+    let entries = page["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 2);
+    assert_eq!(entries[0]["extension"][0]["valueUnsignedInt"], 1);
+    let next = page["link"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["relation"] == "next")
+        .unwrap()["url"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(next.contains("since=2"), "{next}");
+    let jwks = jwks(&gateway).await;
+    let bundle = serde_json::to_vec(&entries[0]["resource"]).unwrap();
+    assert!(forward::verify(&bundle, &jwks, None).passed());
+    let again: Value = serde_json::from_slice(&feed(0).await).unwrap();
+    assert_eq!(again["entry"], page["entry"], "a re-read changed the bundles");
+    let rest: Value = serde_json::from_slice(&feed(2).await).unwrap();
+    assert_eq!(rest["entry"].as_array().unwrap().len(), 1);
+    assert_eq!(rest["entry"][0]["extension"][0]["valueUnsignedInt"], 3);
+
+    // A push destination's feed is refused; an unknown one is 404.
+    let r = client
+        .get(format!("{}/$events?destination=qmm", gateway.fhir()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = client
+        .get(format!("{}/$events?destination=nope", gateway.fhir()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
+    // Replay #2 of the push destination: it is sent again, same bundle.
+    let r = client
+        .post(format!("{}/admin/replay?destination=qmm&from=2", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = push
+        .wait_until(WAIT, "the replay", |r| r.len() >= 4)
+        .await;
+    assert_eq!(got[3].number, 2);
+    assert_eq!(got[3].bundle_id, got[1].bundle_id);
+    assert_eq!(got[3].body, got[1].body);
+    let bad = client
+        .post(format!("{}/admin/replay?destination=qmm&from=x", gateway.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+}
+
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn normal_delivery() {
@@ -273,6 +478,14 @@ mod sqlite {
     async fn gone_stops_the_destination() {
         super::gone_stops_the_destination(false).await;
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscription_notifications() {
+        super::subscription_notifications(false).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pull_feed_and_replay() {
+        super::pull_feed_and_replay(false).await;
+    }
 }
 
 mod postgres {
@@ -283,5 +496,13 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn receiver_recovers() {
         super::receiver_recovers(true).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subscription_notifications() {
+        super::subscription_notifications(true).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn pull_feed_and_replay() {
+        super::pull_feed_and_replay(true).await;
     }
 }

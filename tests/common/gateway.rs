@@ -142,7 +142,7 @@ impl Reply {
 pub struct Received {
     /// `X-Pqom-Event-Number`.
     pub number: i64,
-    /// `Bundle.id` of the body.
+    /// Id of the forwarded bundle (`X-Pqom-Bundle-Id`, else `Bundle.id` of the body).
     pub bundle_id: String,
     pub body: Vec<u8>,
     /// The reply given.
@@ -150,16 +150,29 @@ pub struct Received {
 }
 
 impl Received {
-    /// Whether the gateway saw a 2xx (a delayed reply may have timed out first).
+    /// Whether the gateway saw a 2xx (a reply delayed past FAST_DELIVERY's 2 s request timeout
+    /// was not seen).
     pub fn accepted(&self) -> bool {
-        (200..300).contains(&self.reply.status) && self.reply.delay.is_none()
+        (200..300).contains(&self.reply.status)
+            && self.reply.delay.is_none_or(|d| d < Duration::from_secs(2))
     }
 }
 
-#[derive(Clone, Default)]
+#[derive(Clone)]
 struct Script {
     replies: Arc<Mutex<VecDeque<Reply>>>,
+    otherwise: Arc<Reply>,
     log: Arc<Mutex<Vec<Received>>>,
+}
+
+impl Default for Script {
+    fn default() -> Self {
+        Script {
+            replies: Arc::default(),
+            otherwise: Arc::new(Reply::status(200)),
+            log: Arc::default(),
+        }
+    }
 }
 
 impl Respond for Script {
@@ -169,16 +182,24 @@ impl Respond for Script {
             .lock()
             .unwrap()
             .pop_front()
-            .unwrap_or_else(|| Reply::status(200));
+            .unwrap_or_else(|| (*self.otherwise).clone());
         let number = request
             .headers
             .get("x-pqom-event-number")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(-1);
-        let bundle_id = serde_json::from_slice::<Value>(&request.body)
-            .ok()
-            .and_then(|b| b["id"].as_str().map(str::to_owned))
+        // The forwarded bundle's id: the header (a notification wraps the bundle), else the body.
+        let bundle_id = request
+            .headers
+            .get("x-pqom-bundle-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .or_else(|| {
+                serde_json::from_slice::<Value>(&request.body)
+                    .ok()
+                    .and_then(|b| b["id"].as_str().map(str::to_owned))
+            })
             .unwrap_or_default();
         self.log.lock().unwrap().push(Received {
             number,
@@ -206,8 +227,16 @@ pub struct Receiver {
 impl Receiver {
     /// Answers `replies` in order, then 200 to everything.
     pub async fn start(replies: Vec<Reply>) -> Receiver {
+        Receiver::start_with(replies, Reply::status(200)).await
+    }
+
+    /// Answers `replies` in order, then `otherwise` to everything.
+    pub async fn start_with(replies: Vec<Reply>, otherwise: Reply) -> Receiver {
         let server = MockServer::start().await;
-        let script = Script::default();
+        let script = Script {
+            otherwise: Arc::new(otherwise),
+            ..Script::default()
+        };
         script.replies.lock().unwrap().extend(replies);
         Mock::given(method("POST"))
             .respond_with(script.clone())
