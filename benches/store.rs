@@ -57,6 +57,7 @@ fn next_submission(report: &Value, message: &[u8]) -> NewSubmission {
             )),
         }],
         event: None,
+        indicator_values: vec![],
     }
 }
 
@@ -80,6 +81,7 @@ fn small_submission() -> NewSubmission {
         response: None,
         resources: vec![],
         event: None,
+        indicator_values: vec![],
     }
 }
 

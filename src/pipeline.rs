@@ -1,7 +1,7 @@
 //! The one place that strings the stages together:
 //!
 //! ```text
-//! bytes ──> ingest (envelope) ──> validate (plug point) ──> store (one commit) ──> response
+//! bytes ──> ingest (envelope) ──> validate (plug point) ──> map ──> store (one commit) ──> response
 //! ```
 //!
 //! Every submission that reaches the pipeline is recorded: accepted ones with their resources,
@@ -311,14 +311,13 @@ impl Pipeline {
             response: Some(response.clone()),
             resources,
             event: Some(event),
+            indicator_values: mapped.map(|(o, _)| o.values).unwrap_or_default(),
         };
         let submission_id = submission.id;
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(_) => {
                 self.wake_outbox();
                 count("message", "accepted", "none");
-                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
-                    .await;
                 Ok(MessageResult::Responded {
                     response,
                     code: ResponseCode::Ok,
@@ -355,6 +354,7 @@ impl Pipeline {
             response: response.clone(),
             resources: Vec::new(),
             event: None,
+            indicator_values: Vec::new(),
         };
         let submission_id = submission.id;
         match record_rejection(&*self.store, submission).await {
@@ -479,14 +479,12 @@ impl Pipeline {
                 resource: resource.json,
             }],
             event,
+            indicator_values: mapped.map(|(o, _)| o.values).unwrap_or_default(),
         };
-        let submission_id = submission.id;
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(mut written) if !written.is_empty() => {
                 self.wake_outbox();
                 count("rest", "accepted", "none");
-                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
-                    .await;
                 Ok(CreateResult::Created {
                     resource: written.swap_remove(0),
                     outcome: validation,
@@ -520,6 +518,7 @@ impl Pipeline {
             response: None,
             resources: Vec::new(),
             event: None,
+            indicator_values: Vec::new(),
         };
         let submission_id = submission.id;
         record_rejection(&*self.store, submission).await;

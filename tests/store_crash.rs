@@ -126,6 +126,7 @@ fn crash_child() {
                     identifier: Some(("urn:crash".into(), n.to_string())),
                 }],
                 event: None,
+                indicator_values: vec![],
             };
             let id = submission.id;
             match store.commit_submission(submission).await.expect("commit") {

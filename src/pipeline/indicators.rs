@@ -1,5 +1,5 @@
 //! The map stage inside the pipeline: accepted MeasureReports become indicator values (stored as
-//! a time series), the catalogue Measures are published, and indicator MeasureReports are read
+//! a time series in the submission's own commit), the catalogue Measures are published, and indicator MeasureReports are read
 //! back from the stored values.
 //!
 //! Mapping never rejects a submission: what it cannot map is reported in the outcome (and in
@@ -74,22 +74,6 @@ impl Pipeline {
         Some((outcome, issues))
     }
 
-    /// Store the values of a committed submission. The submission is already durable and
-    /// answered; a failure here is logged (the values can be rebuilt from the stored body).
-    pub(super) async fn record_values(&self, submission_id: Uuid, outcome: Option<&MapOutcome>) {
-        let Some(outcome) = outcome.filter(|o| !o.values.is_empty()) else {
-            return;
-        };
-        if let Err(error) = self
-            .store
-            .record_indicator_values(submission_id, OffsetDateTime::now_utc(), &outcome.values)
-            .await
-        {
-            tracing::error!(%submission_id, error = %error, "storing indicator values failed");
-            metrics::counter!("pqom_indicator_store_failures_total").increment(1);
-        }
-    }
-
     /// Put the catalogue Measures into the store (so `GET /fhir/Measure` serves them), unless
     /// that url|version is there already. Returns how many were written.
     pub async fn publish_catalogue(&self) -> Result<usize, PipelineError> {
@@ -144,6 +128,7 @@ impl Pipeline {
             response: None,
             resources,
             event: None,
+            indicator_values: Vec::new(),
         };
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(_) | CommitOutcome::DuplicateMessage(_) => Ok(n),

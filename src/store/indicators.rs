@@ -1,8 +1,10 @@
 //! Indicator values (the output of [`crate::map`]) as a time series, in both backends.
 //!
-//! A submission's values replace the current values of the same indicator, trust and period;
-//! the replaced rows stay, marked with the submission that superseded them, so the history of
-//! a trust's corrections can be shown. Stored as plain columns (not JSON) so that charts and
+//! A submission's values are written inside its commit (the backends call [`sqlite::record`] /
+//! [`postgres::record`] in the submission's transaction), so a 2xx means they are stored too.
+//! They replace the current values of the same indicator, trust and period; the replaced rows
+//! stay, marked with the submission that superseded them, so the history of a trust's
+//! corrections can be shown. Stored as plain columns (not JSON) so that charts and
 //! pooling read them with one indexed query.
 
 use serde::Serialize;
@@ -10,7 +12,6 @@ use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::index::micros;
 use super::{StoreError, StoreResult};
 use crate::map::{IndicatorValue, Period, StratumKey};
 
@@ -148,16 +149,16 @@ macro_rules! push_filters {
 
 pub(crate) mod sqlite {
     use super::*;
-    use sqlx::SqlitePool;
+    use sqlx::{SqliteConnection, SqlitePool};
 
+    /// Write a submission's values inside its transaction (`recorded_at` in microseconds).
     pub async fn record(
-        pool: &SqlitePool,
+        tx: &mut SqliteConnection,
         submission_id: Uuid,
-        recorded_at: OffsetDateTime,
+        recorded_at: i64,
         values: &[IndicatorValue],
     ) -> StoreResult<()> {
         let sub = submission_id.to_string();
-        let mut tx = pool.begin().await?;
         for (indicator, trust, period) in keys(values) {
             sqlx::query(
                 "UPDATE indicator_value SET superseded_by = ? WHERE indicator = ? AND trust = ? \
@@ -179,7 +180,7 @@ pub(crate) mod sqlite {
                  denominator, value, narrative) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&sub)
-            .bind(micros(recorded_at))
+            .bind(recorded_at)
             .bind(&v.indicator)
             .bind(&v.trust)
             .bind(&v.period.start)
@@ -194,7 +195,6 @@ pub(crate) mod sqlite {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -243,17 +243,38 @@ pub(crate) mod sqlite {
 
 pub(crate) mod postgres {
     use super::*;
-    use sqlx::PgPool;
+    use sqlx::{PgConnection, PgPool};
 
+    /// Write a submission's values inside its transaction (`recorded_at` in microseconds).
+    ///
+    /// Two instances committing values for the same indicator, trust and period at once must
+    /// not both leave a current set: under READ COMMITTED the second UPDATE would not see the
+    /// rows the first inserted. So each key is locked first (a transaction-scoped advisory lock,
+    /// taken in sorted order so two commits cannot deadlock), and the UPDATE that follows runs
+    /// with a snapshot taken after the other commit.
     pub async fn record(
-        pool: &PgPool,
+        tx: &mut PgConnection,
         submission_id: Uuid,
-        recorded_at: OffsetDateTime,
+        recorded_at: i64,
         values: &[IndicatorValue],
     ) -> StoreResult<()> {
         let sub = submission_id.to_string();
-        let mut tx = pool.begin().await?;
-        for (indicator, trust, period) in keys(values) {
+        let keys = keys(values);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let lock_keys: Vec<String> = keys
+            .iter()
+            .map(|(i, t, p)| format!("indicator_value|{i}|{t}|{}|{}", p.start, p.end))
+            .collect();
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+             FROM (SELECT k FROM UNNEST($1::text[]) AS t(k) ORDER BY k) AS s",
+        )
+        .bind(lock_keys)
+        .execute(&mut *tx)
+        .await?;
+        for (indicator, trust, period) in keys {
             sqlx::query(
                 "UPDATE indicator_value SET superseded_by = $1::uuid WHERE indicator = $2 \
                  AND trust = $3 AND period_start = $4 AND period_end = $5 \
@@ -288,7 +309,7 @@ pub(crate) mod postgres {
                 };
                 b.push_bind(sub.clone())
                     .push_unseparated("::uuid")
-                    .push_bind(micros(recorded_at))
+                    .push_bind(recorded_at)
                     .push_bind(v.indicator.clone())
                     .push_bind(v.trust.clone())
                     .push_bind(v.period.start.clone())
@@ -306,7 +327,6 @@ pub(crate) mod postgres {
             }
             qb.build().execute(&mut *tx).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 

@@ -2,9 +2,9 @@
 //! WAL) and PostgreSQL (several gateway instances sharing one database). Each backend owns its
 //! migrations (`migrations/sqlite`, `migrations/postgres`).
 //!
-//! Contract: when [`Store::commit_submission`] returns `Ok`, the submission, its outcome and
-//! every resource version it wrote are durable (committed and synced). A 2xx answer is only
-//! ever sent after that.
+//! Contract: when [`Store::commit_submission`] returns `Ok`, the submission, its outcome, every
+//! resource version it wrote and its indicator values are durable (committed and synced, in one
+//! transaction). A 2xx answer is only ever sent after that.
 //!
 //! Layout: [`index`] extracts the search index from resource JSON (pure), [`search`] parses
 //! searches and builds their SQL, [`sqlite`] and [`postgres`] are the backends, [`migrations`]
@@ -77,6 +77,10 @@ pub struct NewSubmission {
     /// The outbox event to write in the same transaction (accepted submissions that are to be
     /// delivered; never set for a rejected one, and the store ignores it if it is).
     pub event: Option<outbox::OutboxEvent>,
+    /// The indicator values mapped from the submission ([`crate::map`]), written in the same
+    /// transaction: they replace the current values of the same indicator, trust and period,
+    /// and the replaced values stay as history. Empty when rejected or unmapped.
+    pub indicator_values: Vec<crate::map::IndicatorValue>,
 }
 
 /// A resource to store as part of a submission.
@@ -195,7 +199,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The storage stage. Backends: SQLite and PostgreSQL; the same test suite runs on both.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Commit a submission, its outcome and its resource versions in one transaction.
+    /// Commit a submission, its outcome, its resource versions and its indicator values in one
+    /// transaction. Indicator values are stamped with the commit's instant (`recorded_at`).
     async fn commit_submission(&self, submission: NewSubmission) -> StoreResult<CommitOutcome>;
 
     async fn submission(&self, id: Uuid) -> StoreResult<Option<StoredSubmission>>;
@@ -247,20 +252,6 @@ pub trait Store: Send + Sync + 'static {
     /// The delivery outbox of this store (`None`: this store cannot deliver).
     fn outbox(&self) -> Option<&dyn outbox::Outbox> {
         None
-    }
-
-    /// Record the indicator values mapped from a committed submission, in one transaction. They
-    /// replace the current values of the same indicator, trust and period; the replaced values
-    /// stay as history (`superseded_by`).
-    async fn record_indicator_values(
-        &self,
-        _submission_id: Uuid,
-        _recorded_at: OffsetDateTime,
-        _values: &[crate::map::IndicatorValue],
-    ) -> StoreResult<()> {
-        Err(StoreError::Config(
-            "this store does not keep indicator values".into(),
-        ))
     }
 
     /// Indicator values, ordered by indicator, trust, period, recording time and stratum.

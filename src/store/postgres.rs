@@ -163,6 +163,13 @@ impl PostgresStore {
             .await?;
             written[i] = (id, version_id, last_updated);
         }
+        super::indicators::postgres::record(
+            &mut tx,
+            submission.id,
+            now,
+            &submission.indicator_values,
+        )
+        .await?;
         if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
             super::outbox::postgres::insert_event(&mut tx, submission.id, event, now).await?;
         }
@@ -365,15 +372,6 @@ impl Store for PostgresStore {
 
     fn outbox(&self) -> Option<&dyn super::outbox::Outbox> {
         Some(&self.outbox)
-    }
-
-    async fn record_indicator_values(
-        &self,
-        submission_id: Uuid,
-        recorded_at: time::OffsetDateTime,
-        values: &[crate::map::IndicatorValue],
-    ) -> StoreResult<()> {
-        super::indicators::postgres::record(&self.pool, submission_id, recorded_at, values).await
     }
 
     async fn indicator_values(

@@ -186,6 +186,13 @@ impl Store for SqliteStore {
                 submission_id: submission.id,
             });
         }
+        super::indicators::sqlite::record(
+            &mut tx,
+            submission.id,
+            now,
+            &submission.indicator_values,
+        )
+        .await?;
         if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
             super::outbox::sqlite::insert_event(&mut tx, submission.id, event, now).await?;
         }
@@ -334,15 +341,6 @@ impl Store for SqliteStore {
 
     fn outbox(&self) -> Option<&dyn super::outbox::Outbox> {
         Some(&self.outbox)
-    }
-
-    async fn record_indicator_values(
-        &self,
-        submission_id: Uuid,
-        recorded_at: time::OffsetDateTime,
-        values: &[crate::map::IndicatorValue],
-    ) -> StoreResult<()> {
-        super::indicators::sqlite::record(&self.writer, submission_id, recorded_at, values).await
     }
 
     async fn indicator_values(
