@@ -22,8 +22,8 @@ use uuid::Uuid;
 use crate::fhir::typed::{self, ResponseCode, ResponseEvent, ResponseMessage, TypedError};
 use crate::fhir::{Issue, IssueType, ODS_ORG_SYSTEM, Outcome};
 use crate::ingest::{self, HeaderInfo, IngestError};
-use crate::store::search::{Criterion, SearchQuery, TokenValue};
 use crate::store::outbox::{OutboxEvent, TOPIC_SUBMISSION};
+use crate::store::search::{Criterion, SearchQuery, TokenValue};
 use crate::store::{
     Channel, CommitOutcome, NewSubmission, ResourceWrite, Store, StoreError, StoredResource,
     StoredSubmission, SubmissionStatus,

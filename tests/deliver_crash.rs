@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use common::gateway::{
-    FAST_DELIVERY, Gateway, Receiver, Received, Reply, accepted_numbers, push_destination,
+    FAST_DELIVERY, Gateway, Received, Receiver, Reply, accepted_numbers, push_destination,
     submission,
 };
 
@@ -33,7 +33,11 @@ fn assert_repeats_are_identical(received: &[Received]) {
         ids.entry(r.number).or_default().insert(&r.bundle_id);
     }
     for (n, set) in &ids {
-        assert_eq!(set.len(), 1, "event {n} was sent as different bundles: {set:?}");
+        assert_eq!(
+            set.len(),
+            1,
+            "event {n} was sent as different bundles: {set:?}"
+        );
     }
     let numbers: Vec<i64> = received.iter().map(|r| r.number).collect();
     assert!(
@@ -55,7 +59,9 @@ async fn sigkill_mid_delivery_loses_nothing() {
     let client = reqwest::Client::new();
     const N: i64 = 8;
     for seed in 1..=N as u64 {
-        gateway.submit(&client, &submission("RM1", 500 + seed)).await;
+        gateway
+            .submit(&client, &submission("RM1", 500 + seed))
+            .await;
     }
     receiver
         .wait_until(WAIT, "a delivery in flight", |r| r.len() >= 2)
@@ -93,7 +99,9 @@ async fn sigterm_finishes_the_delivery_in_flight() {
     let mut gateway = Gateway::start(dir.path(), None, &config);
     let client = reqwest::Client::new();
     for seed in 1..=3 {
-        gateway.submit(&client, &submission("RGP", 600 + seed)).await;
+        gateway
+            .submit(&client, &submission("RGP", 600 + seed))
+            .await;
     }
     receiver
         .wait_until(WAIT, "the first delivery", |r| !r.is_empty())
@@ -125,7 +133,9 @@ async fn two_instances_on_postgres_deliver_each_event_once_in_order() {
     const N: u64 = 10;
     for seed in 1..=N {
         let gateway = if seed % 2 == 0 { &a } else { &b };
-        gateway.submit(&client, &submission("RCX", 700 + seed)).await;
+        gateway
+            .submit(&client, &submission("RCX", 700 + seed))
+            .await;
     }
     let got = receiver
         .wait_until(WAIT, "every event", |r| r.len() >= N as usize)

@@ -85,9 +85,7 @@ async fn normal_delivery(postgres: bool) {
         gateway.submit(&client, body).await;
     }
     let got = icb
-        .wait_until(WAIT, "three deliveries", |r| {
-            accepted_numbers(r).len() >= 3
-        })
+        .wait_until(WAIT, "three deliveries", |r| accepted_numbers(r).len() >= 3)
         .await;
     assert_eq!(accepted_numbers(&got), [1, 2, 3]);
 
@@ -117,7 +115,10 @@ async fn normal_delivery(postgres: bool) {
             "{types:?}"
         );
     }
-    assert!(other.received().is_empty(), "QHL destination got a QMM event");
+    assert!(
+        other.received().is_empty(),
+        "QHL destination got a QMM event"
+    );
 
     // `pqom-gateway verify` on the received bytes, keys fetched from the gateway.
     let file = site.dir.path().join("received.json");
@@ -161,7 +162,9 @@ async fn receiver_recovers(postgres: bool) {
     ));
     let client = reqwest::Client::new();
     for seed in 1..=4 {
-        gateway.submit(&client, &submission("RM1", 200 + seed)).await;
+        gateway
+            .submit(&client, &submission("RM1", 200 + seed))
+            .await;
     }
     let got = receiver
         .wait_until(WAIT, "four deliveries", |r| accepted_numbers(r).len() >= 4)
@@ -170,7 +173,10 @@ async fn receiver_recovers(postgres: bool) {
     // Strict order: every attempt at N came before any attempt at N+1.
     let attempts: Vec<i64> = got.iter().map(|r| r.number).collect();
     assert!(attempts.windows(2).all(|w| w[0] <= w[1]), "{attempts:?}");
-    assert!(attempts.len() >= 8, "the failures were retried: {attempts:?}");
+    assert!(
+        attempts.len() >= 8,
+        "the failures were retried: {attempts:?}"
+    );
     for n in 1..=4 {
         let ids: std::collections::BTreeSet<&str> = got
             .iter()
@@ -201,7 +207,10 @@ async fn timeout_is_retried(postgres: bool) {
         })
         .await;
     assert!(got.len() >= 2, "{got:?}");
-    assert!(got.iter().all(|r| r.number == 1 && r.bundle_id == got[0].bundle_id));
+    assert!(
+        got.iter()
+            .all(|r| r.number == 1 && r.bundle_id == got[0].bundle_id)
+    );
 }
 
 /// 410 Gone: the destination is set to error and nothing more is sent to it; the delivery is
@@ -234,14 +243,74 @@ async fn gone_stops_the_destination(postgres: bool) {
             accepted_numbers(r).len() >= 3
         })
         .await;
-    assert_eq!(gone.received().len(), 1, "sent to a destination that answered 410");
+    assert_eq!(
+        gone.received().len(),
+        1,
+        "sent to a destination that answered 410"
+    );
+}
+
+/// A delivery that keeps failing is dead-lettered at the retry horizon with the reason, and
+/// the destination moves on to the next event.
+async fn horizon_dead_letters_and_moves_on(postgres: bool) {
+    let Some(site) = Site::new(postgres).await else {
+        return;
+    };
+    let receiver = Receiver::start_failing(1, 500).await;
+    let gateway = site.start(&format!(
+        "{FAST_DELIVERY}retry_horizon_seconds = 2\n{}",
+        push_destination("qmm", &receiver.endpoint(), "")
+    ));
+    let client = reqwest::Client::new();
+    for seed in 1..=2 {
+        gateway
+            .submit(&client, &submission("RM1", 450 + seed))
+            .await;
+    }
+    let got = receiver
+        .wait_until(WAIT, "event 2 after event 1's dead letter", |r| {
+            accepted_numbers(r) == [2]
+        })
+        .await;
+    let numbers: Vec<i64> = got.iter().map(|r| r.number).collect();
+    assert!(numbers.len() >= 3, "event 1 was retried: {numbers:?}");
+    assert!(numbers.windows(2).all(|w| w[0] <= w[1]), "{numbers:?}");
+    let dead = wait_for_dead_letter(&gateway, &client, "qmm").await;
+    assert_eq!(dead["number"], 1);
+    assert_eq!(dead["lastStatus"], 500);
+    let reason = dead["reason"].as_str().unwrap();
+    assert!(reason.contains("retry horizon"), "{reason}");
+    assert!(reason.contains("HTTP 500"), "{reason}");
+    // The queue and latency series are on /metrics.
+    let metrics = client
+        .get(format!("{}/metrics", gateway.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for series in [
+        "pqom_delivery_attempts_total{destination=\"qmm\",result=\"dead\"} 1",
+        "pqom_delivery_failures_total{destination=\"qmm\",reason=\"http_5xx\"}",
+        "pqom_delivery_latency_seconds_bucket{destination=\"qmm\"",
+        "pqom_delivery_queue_depth",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "{series} missing from:\n{metrics}"
+        );
+    }
 }
 
 async fn wait_for_dead_letter(gateway: &Gateway, client: &reqwest::Client, name: &str) -> Value {
     let start = std::time::Instant::now();
     loop {
         let list: Value = client
-            .get(format!("{}/admin/dead-letters?destination={name}", gateway.url))
+            .get(format!(
+                "{}/admin/dead-letters?destination={name}",
+                gateway.url
+            ))
             .send()
             .await
             .unwrap()
@@ -274,12 +343,10 @@ async fn subscription_notifications(postgres: bool) {
     let endpoint = format!("{}/notify", receiver.server.uri());
     let gateway = site.start(FAST_DELIVERY);
     // The gateway's own store, opened beside it (SQLite allows a second writer process).
-    let store = pqom_gateway::store::open(
-        site.db.as_ref().map(|d| d.url.as_str()),
-        site.dir.path(),
-    )
-    .await
-    .unwrap();
+    let store =
+        pqom_gateway::store::open(site.db.as_ref().map(|d| d.url.as_str()), site.dir.path())
+            .await
+            .unwrap();
     let resource = serde_json::json!({
         "resourceType": "Subscription",
         "meta": { "profile": [ sub::BACKPORT_SUBSCRIPTION ] },
@@ -313,7 +380,9 @@ async fn subscription_notifications(postgres: bool) {
     // Another ICB's trust: not for this Subscription.
     gateway.submit(&client, &submission("RQ3", 899)).await;
     let got = receiver
-        .wait_until(WAIT, "two notifications", |r| accepted_numbers(r).len() >= 2)
+        .wait_until(WAIT, "two notifications", |r| {
+            accepted_numbers(r).len() >= 2
+        })
         .await;
     let jwks = jwks(&gateway).await;
     for (n, (notification, original)) in got.iter().zip(&bodies).enumerate() {
@@ -386,7 +455,9 @@ async fn pull_feed_and_replay(postgres: bool) {
     let gateway = site.start(&config);
     let client = reqwest::Client::new();
     for seed in 1..=3 {
-        gateway.submit(&client, &submission("RM1", 900 + seed)).await;
+        gateway
+            .submit(&client, &submission("RM1", 900 + seed))
+            .await;
     }
     push.wait_until(WAIT, "three pushes", |r| accepted_numbers(r).len() >= 3)
         .await;
@@ -421,7 +492,10 @@ async fn pull_feed_and_replay(postgres: bool) {
     let bundle = serde_json::to_vec(&entries[0]["resource"]).unwrap();
     assert!(forward::verify(&bundle, &jwks, None).passed());
     let again: Value = serde_json::from_slice(&feed(0).await).unwrap();
-    assert_eq!(again["entry"], page["entry"], "a re-read changed the bundles");
+    assert_eq!(
+        again["entry"], page["entry"],
+        "a re-read changed the bundles"
+    );
     let rest: Value = serde_json::from_slice(&feed(2).await).unwrap();
     assert_eq!(rest["entry"].as_array().unwrap().len(), 1);
     assert_eq!(rest["entry"][0]["extension"][0]["valueUnsignedInt"], 3);
@@ -442,19 +516,23 @@ async fn pull_feed_and_replay(postgres: bool) {
 
     // Replay #2 of the push destination: it is sent again, same bundle.
     let r = client
-        .post(format!("{}/admin/replay?destination=qmm&from=2", gateway.url))
+        .post(format!(
+            "{}/admin/replay?destination=qmm&from=2",
+            gateway.url
+        ))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let got = push
-        .wait_until(WAIT, "the replay", |r| r.len() >= 4)
-        .await;
+    let got = push.wait_until(WAIT, "the replay", |r| r.len() >= 4).await;
     assert_eq!(got[3].number, 2);
     assert_eq!(got[3].bundle_id, got[1].bundle_id);
     assert_eq!(got[3].body, got[1].body);
     let bad = client
-        .post(format!("{}/admin/replay?destination=qmm&from=x", gateway.url))
+        .post(format!(
+            "{}/admin/replay?destination=qmm&from=x",
+            gateway.url
+        ))
         .send()
         .await
         .unwrap();
@@ -481,6 +559,10 @@ mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn subscription_notifications() {
         super::subscription_notifications(false).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn horizon_dead_letters_and_moves_on() {
+        super::horizon_dead_letters_and_moves_on(false).await;
     }
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pull_feed_and_replay() {

@@ -42,7 +42,10 @@ pub fn add_routes(router: Router<AppState>) -> Router<AppState> {
         .route("/fhir/$events", get(feed))
         .route("/fhir/%24events", get(feed))
         .route("/fhir/Subscription/{id}/$events", get(subscription_events))
-        .route("/fhir/Subscription/{id}/%24events", get(subscription_events))
+        .route(
+            "/fhir/Subscription/{id}/%24events",
+            get(subscription_events),
+        )
         .route("/admin/replay", post(replay))
         .route("/admin/dead-letters", get(dead_letters))
 }
@@ -201,7 +204,9 @@ async fn dead_letters(
         .iter()
         .find(|(k, _)| k == "destination")
         .map(|(_, v)| v.as_str());
-    let count = number(&params, "_count")?.unwrap_or(MAX_COUNT).clamp(1, 1000);
+    let count = number(&params, "_count")?
+        .unwrap_or(MAX_COUNT)
+        .clamp(1, 1000);
     let dead = engine
         .dead_letters(destination, count)
         .await
@@ -265,8 +270,11 @@ async fn subscription_events(
         .map_err(ApiError::Delivery)?
     {
         Some(bundle) => {
-            let mut response =
-                (StatusCode::OK, serde_json::to_vec(&bundle).unwrap_or_default()).into_response();
+            let mut response = (
+                StatusCode::OK,
+                serde_json::to_vec(&bundle).unwrap_or_default(),
+            )
+                .into_response();
             response
                 .headers_mut()
                 .insert(header::CONTENT_TYPE, HeaderValue::from_static(FHIR_JSON));

@@ -71,8 +71,7 @@ impl DestinationConfig {
     /// Whether an event is for this destination.
     pub fn matches(&self, event: &OutboxEvent) -> bool {
         let one_of = |list: &[String], value: Option<&str>| {
-            list.is_empty()
-                || value.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
+            list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
         };
         event.topic == TOPIC_SUBMISSION
             && one_of(&self.reporter, event.reporter.as_deref())
@@ -163,7 +162,10 @@ impl DeliverConfig {
                 ));
             }
             if !names.insert(d.name.as_str()) {
-                return Err(format!("deliver.destination name {:?} is used twice", d.name));
+                return Err(format!(
+                    "deliver.destination name {:?} is used twice",
+                    d.name
+                ));
             }
             match (d.kind, &d.endpoint) {
                 (Kind::Push, None) => {
@@ -173,7 +175,9 @@ impl DeliverConfig {
                         d.name
                     ));
                 }
-                (Kind::Push, Some(e)) if !(e.starts_with("http://") || e.starts_with("https://")) => {
+                (Kind::Push, Some(e))
+                    if !(e.starts_with("http://") || e.starts_with("https://")) =>
+                {
                     return Err(format!(
                         "deliver.destination {:?} endpoint {e:?} is not an http(s) URL",
                         d.name
@@ -225,7 +229,9 @@ mod tests {
 
     #[test]
     fn filters_are_anded_across_and_ored_within() {
-        let d = dest("name = \"a\"\nendpoint = \"http://x\"\nicb = [\"QMM\"]\nreporter = [\"RM1\", \"rgp\"]");
+        let d = dest(
+            "name = \"a\"\nendpoint = \"http://x\"\nicb = [\"QMM\"]\nreporter = [\"RM1\", \"rgp\"]",
+        );
         assert!(d.matches(&event("RM1", "QMM", "Y61")));
         assert!(d.matches(&event("RGP", "QMM", "Y61")));
         assert!(!d.matches(&event("RCX", "QMM", "Y61")));

@@ -33,18 +33,16 @@ use super::destinations::{DeliverConfig, DestinationConfig, Kind};
 use super::directory::{Directory, Organisation, Route};
 use super::forward::{self, Destination, ForwardInput, ForwardResource, Submission};
 use super::keys::KeyRing;
+use super::notification::{self, NotificationEvent, NotificationStatus};
 use super::provenance::Gateway;
 use super::retry::{self, Next};
-use crate::store::index::micros;
-use super::notification::{self, NotificationEvent, NotificationStatus};
 use super::subscription::{self, EventFacts, SubscriptionSpec, Topic};
+use crate::store::index::micros;
 use crate::store::outbox::{
     Claimed, DeliveryRecord, EventRecord, Fanout, Finish, Outbox, TOPIC_REGIONAL_BUNDLE,
     TOPIC_SUBMISSION, static_key, subscription_key,
 };
-use crate::store::{
-    IndicatorQuery, Store, StoreError, StoredSubscription, SubscriptionStatus,
-};
+use crate::store::{IndicatorQuery, Store, StoreError, StoredSubscription, SubscriptionStatus};
 
 /// Events fanned out per dispatcher transaction.
 const DISPATCH_BATCH: i64 = 100;
@@ -355,14 +353,17 @@ impl Engine {
         }
         // Stopping: let the requests in flight finish (each is bounded by the request timeout),
         // so their outcome is recorded, then give back anything still claimed.
-        let grace = Duration::from_secs(self.config.request_timeout_seconds) + Duration::from_secs(1);
+        let grace =
+            Duration::from_secs(self.config.request_timeout_seconds) + Duration::from_secs(1);
         let drain = async { while in_flight.join_next().await.is_some() {} };
         if tokio::time::timeout(grace, drain).await.is_err() {
             in_flight.abort_all();
         }
         match self.outbox().release_claims(Some(&self.instance)).await {
             Ok(n) => tracing::info!(released = n, "delivery worker stopped"),
-            Err(e) => tracing::warn!(error = %e, "releasing claims at shutdown failed; they expire with their lease"),
+            Err(e) => {
+                tracing::warn!(error = %e, "releasing claims at shutdown failed; they expire with their lease")
+            }
         }
     }
 
@@ -414,7 +415,12 @@ impl Engine {
             Err(e) => {
                 tracing::error!(destination = %label, number = claim.number, error = %e, "building the forwarded bundle failed");
                 metrics::counter!("pqom_delivery_failures_total", "destination" => label.clone(), "reason" => "build").increment(1);
-                self.after_failure(&claim, None, format!("building the bundle failed: {e}"), None)
+                self.after_failure(
+                    &claim,
+                    None,
+                    format!("building the bundle failed: {e}"),
+                    None,
+                )
             }
         };
         let result = match &finish {
@@ -512,10 +518,7 @@ impl Engine {
                 let (reason, error) = if e.is_timeout() {
                     (
                         "timeout",
-                        format!(
-                            "no answer within {} s",
-                            self.config.request_timeout_seconds
-                        ),
+                        format!("no answer within {} s", self.config.request_timeout_seconds),
                     )
                 } else if e.is_connect() {
                     ("connect", format!("cannot connect: {e}"))
@@ -540,7 +543,15 @@ impl Engine {
     ) -> Finish {
         let label = format!("Subscription/{}", stored.id);
         let now = OffsetDateTime::now_utc();
-        let body = match self.notification_body(stored, claim.number, claim.accepted_at, claim.bundle_id, &forwarded, spec, now) {
+        let body = match self.notification_body(
+            stored,
+            claim.number,
+            claim.accepted_at,
+            claim.bundle_id,
+            &forwarded,
+            spec,
+            now,
+        ) {
             Ok(b) => b,
             Err(e) => return self.after_failure(claim, None, e, None),
         };
@@ -551,7 +562,8 @@ impl Engine {
             .header("x-pqom-event-number", claim.number.to_string())
             .header("x-pqom-bundle-id", claim.bundle_id.to_string());
         if let Some(t) = spec.timeout {
-            request = request.timeout(t.min(Duration::from_secs(self.config.request_timeout_seconds)));
+            request =
+                request.timeout(t.min(Duration::from_secs(self.config.request_timeout_seconds)));
         }
         for (k, v) in &spec.headers {
             request = request.header(k.as_str(), v.as_str());
@@ -588,7 +600,11 @@ impl Engine {
                     );
                     if let Err(e) = self
                         .store
-                        .set_subscription_status(&stored.id, SubscriptionStatus::Error, Some(&reason))
+                        .set_subscription_status(
+                            &stored.id,
+                            SubscriptionStatus::Error,
+                            Some(&reason),
+                        )
                         .await
                     {
                         tracing::error!(subscription = %stored.id, error = %e, "could not set the Subscription to error");
@@ -632,12 +648,17 @@ impl Engine {
         now: OffsetDateTime,
     ) -> Result<Vec<u8>, String> {
         let status = self.notification_status(stored, now);
-        let event = self.notification_event(number, accepted_at, bundle_id, forwarded, spec.content)?;
+        let event =
+            self.notification_event(number, accepted_at, bundle_id, forwarded, spec.content)?;
         let bundle = notification::event_notification(&status, &[event], spec.content);
         serde_json::to_vec(&bundle).map_err(|e| e.to_string())
     }
 
-    fn notification_status(&self, stored: &StoredSubscription, now: OffsetDateTime) -> NotificationStatus {
+    fn notification_status(
+        &self,
+        stored: &StoredSubscription,
+        now: OffsetDateTime,
+    ) -> NotificationStatus {
         NotificationStatus {
             subscription_url: format!("{}/Subscription/{}", self.gateway.fhir_base, stored.id),
             topic: stored.topic.clone(),
@@ -704,16 +725,25 @@ impl Engine {
                     match self.outbox().payload(&key, record.number).await? {
                         Some(p) => p,
                         None => {
-                            let built = self.build(&key, record.event_seq, record.bundle_id).await?;
-                            self.outbox().set_payload(&key, record.number, &built).await?
+                            let built =
+                                self.build(&key, record.event_seq, record.bundle_id).await?;
+                            self.outbox()
+                                .set_payload(&key, record.number, &built)
+                                .await?
                         }
                     }
                 }
                 _ => Vec::new(),
             };
             events.push(
-                self.notification_event(record.number, record.accepted_at, record.bundle_id, &forwarded, content)
-                    .map_err(EngineError::Missing)?,
+                self.notification_event(
+                    record.number,
+                    record.accepted_at,
+                    record.bundle_id,
+                    &forwarded,
+                    content,
+                )
+                .map_err(EngineError::Missing)?,
             );
         }
         let status = self.notification_status(&stored, OffsetDateTime::now_utc());
@@ -941,10 +971,7 @@ impl Engine {
             return Err(EngineError::NotPull(name.to_owned()));
         }
         let key = static_key(name);
-        let records = self
-            .outbox()
-            .deliveries(&key, since, None, count)
-            .await?;
+        let records = self.outbox().deliveries(&key, since, None, count).await?;
         let mut out = Vec::with_capacity(records.len());
         for record in records {
             let payload = match self.outbox().payload(&key, record.number).await? {

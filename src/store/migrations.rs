@@ -25,7 +25,11 @@ const SQLITE: &[Embedded] = &[
         "subscriptions",
         include_str!("migrations/sqlite/0003_subscriptions.sql"),
     ),
-    (4, "outbox", include_str!("migrations/sqlite/0004_outbox.sql")),
+    (
+        4,
+        "outbox",
+        include_str!("migrations/sqlite/0004_outbox.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[

@@ -871,7 +871,12 @@ pub(crate) mod postgres {
             .await?)
     }
 
-    outbox_backend!(Postgres, PgPool, Dialect::Postgres, "FOR UPDATE OF d SKIP LOCKED");
+    outbox_backend!(
+        Postgres,
+        PgPool,
+        Dialect::Postgres,
+        "FOR UPDATE OF d SKIP LOCKED"
+    );
 }
 
 #[cfg(test)]

@@ -28,8 +28,8 @@ use uuid::Uuid;
 use super::index::SearchIndex;
 use super::{
     CommitOutcome, NewSubmission, SearchPage, SearchQuery, Store, StoreError, StoreResult,
-    StoredResource, StoredSubmission, SubmissionStatus, migrate_error, migrations, new_logical_id, now_micros, page,
-    prepare, resource_from_row, search, stamp, submission_from_row,
+    StoredResource, StoredSubmission, SubmissionStatus, migrate_error, migrations, new_logical_id,
+    now_micros, page, prepare, resource_from_row, search, stamp, submission_from_row,
 };
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);

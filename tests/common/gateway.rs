@@ -53,7 +53,9 @@ impl Gateway {
         let mut child = command.spawn().expect("start pqom-gateway");
         let mut stdout = BufReader::new(child.stdout.take().expect("stdout piped"));
         let mut line = String::new();
-        stdout.read_line(&mut line).expect("read the listening line");
+        stdout
+            .read_line(&mut line)
+            .expect("read the listening line");
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
@@ -162,6 +164,8 @@ impl Received {
 struct Script {
     replies: Arc<Mutex<VecDeque<Reply>>>,
     otherwise: Arc<Reply>,
+    /// Every request for this event number gets this status.
+    fail: Option<(i64, u16)>,
     log: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -170,6 +174,7 @@ impl Default for Script {
         Script {
             replies: Arc::default(),
             otherwise: Arc::new(Reply::status(200)),
+            fail: None,
             log: Arc::default(),
         }
     }
@@ -177,18 +182,21 @@ impl Default for Script {
 
 impl Respond for Script {
     fn respond(&self, request: &Request) -> ResponseTemplate {
-        let reply = self
-            .replies
-            .lock()
-            .unwrap()
-            .pop_front()
-            .unwrap_or_else(|| (*self.otherwise).clone());
         let number = request
             .headers
             .get("x-pqom-event-number")
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse().ok())
             .unwrap_or(-1);
+        let reply = match self.fail {
+            Some((n, status)) if n == number => Reply::status(status),
+            _ => self
+                .replies
+                .lock()
+                .unwrap()
+                .pop_front()
+                .unwrap_or_else(|| (*self.otherwise).clone()),
+        };
         // The forwarded bundle's id: the header (a notification wraps the bundle), else the body.
         let bundle_id = request
             .headers
@@ -230,13 +238,32 @@ impl Receiver {
         Receiver::start_with(replies, Reply::status(200)).await
     }
 
+    /// Answers `status` to every request for event `number`, 200 to the others.
+    pub async fn start_failing(number: i64, status: u16) -> Receiver {
+        Receiver::start_script(
+            Script {
+                fail: Some((number, status)),
+                ..Script::default()
+            },
+            vec![],
+        )
+        .await
+    }
+
     /// Answers `replies` in order, then `otherwise` to everything.
     pub async fn start_with(replies: Vec<Reply>, otherwise: Reply) -> Receiver {
+        Receiver::start_script(
+            Script {
+                otherwise: Arc::new(otherwise),
+                ..Script::default()
+            },
+            replies,
+        )
+        .await
+    }
+
+    async fn start_script(script: Script, replies: Vec<Reply>) -> Receiver {
         let server = MockServer::start().await;
-        let script = Script {
-            otherwise: Arc::new(otherwise),
-            ..Script::default()
-        };
         script.replies.lock().unwrap().extend(replies);
         Mock::given(method("POST"))
             .respond_with(script.clone())
@@ -255,7 +282,10 @@ impl Receiver {
 
     /// Replies the gateway saw as 2xx, in arrival order.
     pub fn accepted(&self) -> Vec<Received> {
-        self.received().into_iter().filter(Received::accepted).collect()
+        self.received()
+            .into_iter()
+            .filter(Received::accepted)
+            .collect()
     }
 
     /// Wait until `done` holds for what was received, or fail after `deadline` with `what`.
