@@ -80,7 +80,13 @@ async fn normal_delivery(postgres: bool) {
         .await
         .unwrap();
     assert_eq!(rejected.status(), 400);
-    let bodies: Vec<Vec<u8>> = (1..=3).map(|seed| submission("RCX", 100 + seed)).collect();
+    let mut bodies: Vec<Vec<u8>> = (1..=3).map(|seed| submission("RCX", 100 + seed)).collect();
+    // A decimal written with trailing zeros must be forwarded as written (it is signed).
+    let mut first: Value = serde_json::from_slice(&bodies[0]).unwrap();
+    first["entry"][1]["resource"]["group"][0]["measureScore"] =
+        serde_json::from_str(r#"{"value": 0.1250}"#).unwrap();
+    bodies[0] = serde_json::to_vec(&first).unwrap();
+    assert!(String::from_utf8_lossy(&bodies[0]).contains("0.1250"));
     for body in &bodies {
         gateway.submit(&client, body).await;
     }
