@@ -254,6 +254,27 @@ async fn gone_stops_the_destination(postgres: bool) {
         1,
         "sent to a destination that answered 410"
     );
+
+    // The receiver is back: replaying #1 re-activates the destination; #1 comes again (same
+    // bundle) and the events held meanwhile follow in order.
+    let r = client
+        .post(format!(
+            "{}/admin/replay?destination=gone&from=1",
+            gateway.url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got = gone
+        .wait_until(WAIT, "the replay and the held events", |r| {
+            accepted_numbers(r) == [1, 2, 3]
+        })
+        .await;
+    assert_eq!(
+        got[1].bundle_id, got[0].bundle_id,
+        "the replay is the same bundle"
+    );
 }
 
 /// A delivery that keeps failing is dead-lettered at the retry horizon with the reason, and

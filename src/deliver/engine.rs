@@ -233,11 +233,15 @@ impl Engine {
             .into_iter()
             .map(|(name, status, _)| (name, status))
             .collect();
+        // Every registered destination, in error or not: a destination that answered 410 holds
+        // its events (they are not sent, see `eligible`) until an operator replays, so nothing
+        // is missed once it is back. (Subscriptions in error get nothing: the client re-activates
+        // them and catches up with `$events`.)
         let statics: Vec<&DestinationConfig> = self
             .config
             .destination
             .iter()
-            .filter(|d| statuses.get(&d.name).is_some_and(|s| s == "active"))
+            .filter(|d| statuses.contains_key(&d.name))
             .collect();
         let now_t = OffsetDateTime::now_utc();
         let subscriptions = self.active_subscriptions(now_t).await?;
@@ -407,6 +411,13 @@ impl Engine {
             Target::Static(d) => d.name.clone(),
             Target::Subscription(s) => format!("Subscription/{}", s.0.id),
         };
+        if let Target::Subscription(s) = &target
+            && (s.0.deleted || s.0.status != SubscriptionStatus::Active)
+        {
+            // Switched off or deleted since the claim: nothing is sent; the claim lapses and
+            // the delivery waits for the Subscription to be active again.
+            return;
+        }
         let finish = match self.payload(&claim).await {
             Ok(payload) => match &target {
                 Target::Static(dest) => self.send(&claim, dest, payload).await,
@@ -1002,8 +1013,15 @@ impl Engine {
 
     /// Re-queue deliveries `from..=to` of a destination (delivered or dead ones): they are sent
     /// again, in order, with the same bundle id and event number.
+    /// A static destination in `error` (it answered 410) is set active again: replaying is what
+    /// an operator does once the receiver is back. A Subscription's status is its owner's (PUT).
     pub async fn replay(&self, name: &str, from: i64, to: i64) -> Result<u64, EngineError> {
         let key = self.destination_key(name)?;
+        if let Some(static_name) = key.strip_prefix("static:") {
+            self.outbox()
+                .set_static_destination_status(static_name, "active", None)
+                .await?;
+        }
         let n = self
             .outbox()
             .requeue(&key, from, to, micros(OffsetDateTime::now_utc()))
