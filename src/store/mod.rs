@@ -8,8 +8,9 @@
 //!
 //! Layout: [`index`] extracts the search index from resource JSON (pure), [`search`] parses
 //! searches and builds their SQL, [`sqlite`] and [`postgres`] are the backends, [`migrations`]
-//! embeds each backend's SQL migrations in the binary. This module must not know about HTTP:
-//! [`StoreError::Unavailable`] is what the API turns into 503.
+//! embeds each backend's SQL migrations in the binary, [`outbox`] keeps the delivery outbox
+//! (events written in the accepting commit, deliveries, claims) in both backends. This module
+//! must not know about HTTP: [`StoreError::Unavailable`] is what the API turns into 503.
 //!
 //! Instants are kept as microseconds since the Unix epoch (UTC) in both backends, so that the
 //! same search SQL and cursors work on both; values returned are truncated to microseconds.
