@@ -101,7 +101,10 @@ fn start_gateway(receiver: SocketAddr, destinations: usize, database: Option<&st
         .arg(dir.path())
         .arg("--config")
         .arg(&file)
-        .env("RUST_LOG", "error")
+        .env(
+            "RUST_LOG",
+            std::env::var("PQOM_BENCH_LOG").unwrap_or_else(|_| "error".into()),
+        )
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());
     if let Some(url) = database {

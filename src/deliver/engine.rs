@@ -418,11 +418,23 @@ impl Engine {
             // the delivery waits for the Subscription to be active again.
             return;
         }
+        let started = std::time::Instant::now();
         let finish = match self.payload(&claim).await {
-            Ok(payload) => match &target {
-                Target::Static(dest) => self.send(&claim, dest, payload).await,
-                Target::Subscription(s) => self.notify(&claim, &s.0, &s.1, payload).await,
-            },
+            Ok(payload) => {
+                let built = started.elapsed();
+                let finish = match &target {
+                    Target::Static(dest) => self.send(&claim, dest, payload).await,
+                    Target::Subscription(s) => self.notify(&claim, &s.0, &s.1, payload).await,
+                };
+                tracing::debug!(
+                    destination = %label,
+                    number = claim.number,
+                    payload_ms = built.as_secs_f64() * 1e3,
+                    send_ms = (started.elapsed() - built).as_secs_f64() * 1e3,
+                    "attempt"
+                );
+                finish
+            }
             Err(e) => {
                 tracing::error!(destination = %label, number = claim.number, error = %e, "building the forwarded bundle failed");
                 metrics::counter!("pqom_delivery_failures_total", "destination" => label.clone(), "reason" => "build").increment(1);
