@@ -124,13 +124,19 @@ async fn state_machine(store: Arc<dyn Store>) {
     // a#1 waits for its retry time; a#2 is not eligible before a#1 is done.
     assert!(
         outbox
-            .claim(&[a.clone()], 10, t0 + SECOND, lease, "one")
+            .claim(std::slice::from_ref(&a), 10, t0 + SECOND, lease, "one")
             .await
             .unwrap()
             .is_empty()
     );
     let again = outbox
-        .claim(&[a.clone()], 10, t0 + 11 * SECOND, t0 + 71 * SECOND, "two")
+        .claim(
+            std::slice::from_ref(&a),
+            10,
+            t0 + 11 * SECOND,
+            t0 + 71 * SECOND,
+            "two",
+        )
         .await
         .unwrap();
     assert_eq!(again.len(), 1);
@@ -147,7 +153,7 @@ async fn state_machine(store: Arc<dyn Store>) {
     // The claim by "two" lapses; "three" takes it over after the lease.
     let taken = outbox
         .claim(
-            &[a.clone()],
+            std::slice::from_ref(&a),
             10,
             t0 + 72 * SECOND,
             t0 + 132 * SECOND,
@@ -187,7 +193,7 @@ async fn state_machine(store: Arc<dyn Store>) {
     );
     let next = outbox
         .claim(
-            &[a.clone()],
+            std::slice::from_ref(&a),
             10,
             t0 + 73 * SECOND,
             t0 + 133 * SECOND,
@@ -216,7 +222,7 @@ async fn state_machine(store: Arc<dyn Store>) {
             .unwrap()
     );
     let b2 = outbox
-        .claim(&[b.clone()], 10, t0, lease, "one")
+        .claim(std::slice::from_ref(&b), 10, t0, lease, "one")
         .await
         .unwrap();
     assert_eq!(b2[0].number, 2);

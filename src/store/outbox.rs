@@ -296,31 +296,8 @@ fn indicators_json(codes: &[String]) -> String {
     serde_json::to_string(codes).unwrap_or_else(|_| "[]".into())
 }
 
-fn event_from_parts(
-    seq: i64,
-    id: String,
-    topic: String,
-    submission_id: String,
-    created_at: i64,
-    reporter: Option<String>,
-    icb: Option<String>,
-    region: Option<String>,
-    indicators: String,
-) -> StoreResult<EventRecord> {
-    Ok(EventRecord {
-        seq,
-        id: uuid(&id, "event id")?,
-        submission_id: uuid(&submission_id, "submission id")?,
-        created_at: from_micros(created_at)?,
-        event: OutboxEvent {
-            topic,
-            reporter,
-            icb,
-            region,
-            indicators: serde_json::from_str(&indicators)
-                .map_err(|e| StoreError::Corrupt(format!("event indicators: {e}")))?,
-        },
-    })
+fn parse_indicators(text: &str) -> StoreResult<Vec<String>> {
+    serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("event indicators: {e}")))
 }
 
 const EVENT_COLUMNS: &str = "seq, id, topic, CAST(submission_id AS TEXT), created_at, reporter, \
@@ -366,17 +343,22 @@ macro_rules! outbox_backend {
         }
 
         fn event_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<EventRecord> {
-            event_from_parts(
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-                row.try_get(6)?,
-                row.try_get(7)?,
-                row.try_get(8)?,
-            )
+            let id: String = row.try_get(1)?;
+            let submission_id: String = row.try_get(3)?;
+            let indicators: String = row.try_get(8)?;
+            Ok(EventRecord {
+                seq: row.try_get(0)?,
+                id: uuid(&id, "event id")?,
+                submission_id: uuid(&submission_id, "submission id")?,
+                created_at: from_micros(row.try_get(4)?)?,
+                event: OutboxEvent {
+                    topic: row.try_get(2)?,
+                    reporter: row.try_get(5)?,
+                    icb: row.try_get(6)?,
+                    region: row.try_get(7)?,
+                    indicators: parse_indicators(&indicators)?,
+                },
+            })
         }
 
         fn delivery_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<DeliveryRecord> {
