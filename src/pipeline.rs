@@ -32,7 +32,9 @@ use crate::store::{
 pub use crate::ingest::Limits;
 
 mod indicators;
+mod reports;
 pub use indicators::CATALOGUE_ID_SYSTEM;
+pub use reports::{IndicatorPage, PeriodRange, Series, SeriesPoint, SeriesRefusal};
 
 /// The validation plug point. The validator (profiles, FHIRPath invariants, terminology)
 /// implements it; errors in the outcome reject the submission, warnings are kept with it.
@@ -143,6 +145,11 @@ pub enum PipelineError {
     MultipleMatches(Issue),
     #[error("the processing task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("building or signing a bundle failed")]
+    Deliver(#[from] crate::deliver::forward::ForwardError),
+    /// A stage this request needs is not plugged in (a deployment fault, not the client's).
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
 }
 
 /// The submission pipeline. Cheap to clone.
@@ -171,13 +178,6 @@ impl Pipeline {
             directory: None,
             outbox_wake: None,
         }
-    }
-
-    /// Route outbox events with this organisation directory (without one, events carry the
-    /// reporter only).
-    pub fn with_directory(mut self, directory: Arc<crate::deliver::directory::Directory>) -> Self {
-        self.directory = Some(directory);
-        self
     }
 
     /// Wake the delivery dispatcher after each accepted submission.

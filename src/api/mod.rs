@@ -13,6 +13,7 @@ mod handlers;
 pub mod metrics;
 pub mod negotiate;
 pub mod routes;
+pub mod subscriptions;
 mod validate_op;
 
 use std::sync::Arc;
@@ -23,7 +24,7 @@ use axum::routing::{MethodRouter, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::pipeline::Pipeline;
-use routes::{Interaction, OPERATIONS, RESOURCES};
+use routes::{Backing, Interaction, OPERATIONS, RESOURCES};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -43,11 +44,19 @@ pub struct AppState {
     /// The delivery engine behind the pull feed, replay and dead letters (None: those routes
     /// answer 404).
     pub delivery: Option<Arc<crate::deliver::engine::Engine>>,
+    /// Subscriptions: parse options, the store, handshakes.
+    pub subscriptions: Arc<crate::deliver::subscriber::Subscriber>,
 }
 
 impl AppState {
     pub fn new(pipeline: Pipeline) -> Self {
+        let subscriptions = Arc::new(crate::deliver::subscriber::Subscriber::new(
+            pipeline.store().clone(),
+            "http://localhost/fhir",
+            Default::default(),
+        ));
         AppState {
+            subscriptions,
             pipeline,
             profiles: Arc::new(Vec::new()),
             base_url: None,
@@ -78,6 +87,15 @@ impl AppState {
         self
     }
 
+    /// The handshake and heartbeat sender (the same one the background loop runs).
+    pub fn with_subscriptions(
+        mut self,
+        subscriptions: Arc<crate::deliver::subscriber::Subscriber>,
+    ) -> Self {
+        self.subscriptions = subscriptions;
+        self
+    }
+
     pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
         self.base_url = Some(base_url.into().trim_end_matches('/').to_owned());
         self
@@ -99,8 +117,30 @@ pub fn router(state: AppState) -> Router {
             .route(op.path, post(handlers::process_message))
             .route(&encoded, post(handlers::process_message));
     }
+    // The GET operations of the table (`READ_OPERATIONS`; one so far).
+    let regional = routes::REGIONAL_BUNDLE.path;
+    router = router
+        .route(regional, get(handlers::regional_bundle))
+        .route(
+            &regional.replace('$', "%24"),
+            get(handlers::regional_bundle),
+        );
+    router = router.route(routes::SERIES_PATH, get(handlers::indicator_series));
     for def in RESOURCES {
         let ty: &'static str = def.resource_type;
+        match def.backing {
+            Backing::Submissions => {}
+            Backing::Subscriptions => {
+                router = subscriptions_routes(router);
+                continue;
+            }
+            Backing::Topics => {
+                router = router
+                    .route("/fhir/Basic", get(subscriptions::topics))
+                    .route("/fhir/Basic/{id}", get(subscriptions::topic));
+                continue;
+            }
+        }
         for &interaction in def.interactions {
             let method: MethodRouter<AppState> = match interaction {
                 Interaction::Read => get(move |s, p, f| handlers::read(s, ty, p, f)),
@@ -110,6 +150,8 @@ pub fn router(state: AppState) -> Router {
                 }
                 Interaction::SearchType => get(move |s, f, h, q| handlers::search(s, ty, f, h, q)),
                 Interaction::Create => post(move |s, f, h, b| handlers::create(s, ty, f, h, b)),
+                // Submitted resources change only by resubmission.
+                Interaction::Update | Interaction::Delete => continue,
             };
             router = router.route(&interaction.path(ty), method);
         }
@@ -124,4 +166,22 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
+}
+
+/// The Subscription routes (the table's `Subscription` entry): CRUD, search and `$status`.
+fn subscriptions_routes(router: Router<AppState>) -> Router<AppState> {
+    let status = get(subscriptions::status).post(subscriptions::status);
+    router
+        .route(
+            "/fhir/Subscription",
+            get(subscriptions::search).post(subscriptions::create),
+        )
+        .route(
+            "/fhir/Subscription/{id}",
+            get(subscriptions::read)
+                .put(subscriptions::update)
+                .delete(subscriptions::delete),
+        )
+        .route(routes::SUBSCRIPTION_STATUS.path, status.clone())
+        .route("/fhir/Subscription/{id}/%24status", status)
 }

@@ -31,10 +31,10 @@ pub enum StartError {
     Profiles(#[from] crate::validate::LoadError),
     #[error("cannot load the mappings: {0}")]
     Mappings(#[from] crate::map::MapLoadError),
-    #[error("cannot load the signing keys")]
-    Keys(#[from] crate::deliver::keys::KeyError),
     #[error("cannot load the organisation directory: {0}")]
     Directory(#[from] crate::deliver::directory::DirectoryError),
+    #[error("cannot load the signing keys")]
+    Keys(#[from] crate::deliver::keys::KeyError),
     #[error("cannot start delivery: {0}")]
     Delivery(#[from] crate::deliver::engine::EngineError),
     #[error("cannot prepare the gateway: {0}")]
@@ -143,6 +143,7 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         &config.signing,
         &config.data_dir,
     )?);
+    let store_for_subscriptions = store.clone();
     let engine = Arc::new(crate::deliver::engine::Engine::new(
         crate::deliver::engine::EngineParts {
             store,
@@ -159,7 +160,15 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
             exclusive: config.database_url.is_none(),
         },
     )?);
+    let subscriber = Arc::new(crate::deliver::subscriber::Subscriber::new(
+        store_for_subscriptions,
+        format!("{base}/fhir"),
+        crate::deliver::subscription::ParseOptions {
+            allow_http_loopback: config.subscription_http_loopback,
+        },
+    ));
     let state = AppState::new(pipeline)
+        .with_subscriptions(subscriber.clone())
         .with_profiles(profiles)
         .with_base_url(format!("{base}/fhir"))
         .with_validator(validator)
@@ -175,7 +184,7 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         let _ = stop_tx.send(true);
     });
     let delivery = tokio::spawn(engine.run(stop_rx.clone()));
-    let mut server_stop = stop_rx;
+    let mut server_stop = stop_rx.clone();
 
     // The one line on stdout: scripts and tests read the address from it (logs go to stderr).
     println!("pqom-gateway listening on {base}");
@@ -183,12 +192,22 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         print_demo_help(&base);
     }
     tracing::info!(%base, store = if config.database_url.is_some() { "postgres" } else { "sqlite" }, "ready");
-    bound
+    // Background work stops with the server: the signal that starts draining requests also ends
+    // the heartbeat loop and the delivery engine (which finishes or releases its claims).
+    let heartbeats = tokio::spawn(subscriber.run(stop_rx));
+    let served = bound
         .serve(router, config.request_timeout, async move {
             let _ = server_stop.wait_for(|stop| *stop).await;
         })
-        .await?;
+        .await;
+    if tokio::time::timeout(server::DRAIN_TIMEOUT, heartbeats)
+        .await
+        .is_err()
+    {
+        tracing::warn!("subscription heartbeats did not stop in time");
+    }
     let _ = delivery.await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -270,6 +289,9 @@ fn print_demo_help(base: &str) {
          {base}/fhir/metadata\n  \
          {base}/fhir/MeasureReport?reporter=RM1\n  \
          {base}/fhir/MeasureReport?period=ge2026-09-01&_count=5\n  \
+         {base}/fhir/MeasureReport?measure=https://fhir.pqom-gateway.org/Measure/stillbirth-rate&reporter=QMM\n  \
+         {base}/api/indicators/stillbirth-rate/series?org=QMM\n  \
+         {base}/fhir/Bundle/$regional?region=Y61&period=2026-10\n  \
          {base}/metrics\n\
          Submit your own: see README.md (curl examples). Stop with Ctrl-C."
     );

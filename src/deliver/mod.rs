@@ -16,6 +16,8 @@
 //! - [`retry`]: backoff with full jitter, `Retry-After`, the retry horizon.
 //! - [`engine`]: dispatcher (fan-out) and worker (ordered sends, retries, dead letters), the
 //!   pull feed and replay.
+//! - [`subscriber`]: handshakes and heartbeats to subscriber endpoints (the one impure part here).
+//! - [`regional`]: the consolidated regional bundle (pooled region, ICB and trust reports).
 
 pub mod canonical;
 pub mod destinations;
@@ -26,7 +28,9 @@ pub mod keys;
 pub mod notification;
 pub mod provenance;
 pub mod retry;
+pub mod regional;
 pub mod signing;
+pub mod subscriber;
 pub mod subscription;
 
 /// Errors of the delivery stage.

@@ -402,10 +402,10 @@ pub fn parse_with(
         }
     };
 
-    if !obj
+    if obj
         .get("reason")
         .and_then(Value::as_str)
-        .is_some_and(|r| !r.trim().is_empty())
+        .is_none_or(|r| r.trim().is_empty())
     {
         issues.push(invalid(
             IssueType::Required,
@@ -841,7 +841,7 @@ fn check_endpoint(endpoint: &str, options: &ParseOptions) -> Result<(), String> 
         )),
         scheme => Err(format!(
             "endpoint '{endpoint}' uses '{scheme}'; expected an https URL (notifications carry \
-             patient-level quality data)"
+             headers such as bearer tokens, and the trusts' quality data)"
         )),
     }
 }

@@ -233,7 +233,7 @@ fn channel_problems_each_get_their_expression() {
     assert!(has_issue(
         &issues,
         "Subscription.channel.extension[2].value",
-        "positiveInt"
+        "valuePositiveInt"
     ));
 }
 
