@@ -352,32 +352,32 @@ async fn wait_for_dead_letter(gateway: &Gateway, client: &reqwest::Client, name:
     }
 }
 
-/// A rest-hook Subscription (stored active, as after its handshake) with full-resource content:
-/// event notifications numbered 1, 2 whose focus is the signed forwarded bundle; `$events`
-/// answers the same events; a 410 sets the Subscription to error and stops delivery.
+/// A rest-hook Subscription created over `POST /fhir/Subscription` (handshake, then active) with
+/// full-resource content: event notifications numbered 1, 2 whose focus is the signed forwarded
+/// bundle; `$events` answers the same events; a 410 sets the Subscription to error and stops
+/// delivery.
 async fn subscription_notifications(postgres: bool) {
     use pqom_gateway::deliver::subscription as sub;
-    use pqom_gateway::store::{SubscriptionStatus, SubscriptionWrite};
+    use pqom_gateway::store::SubscriptionStatus;
     let Some(site) = Site::new(postgres).await else {
         return;
     };
+    // The handshake, two events, then 410.
     let receiver = Receiver::start(vec![
+        Reply::status(200),
         Reply::status(200),
         Reply::status(200),
         Reply::status(410),
     ])
     .await;
     let endpoint = format!("{}/notify", receiver.server.uri());
-    let gateway = site.start(FAST_DELIVERY);
-    // The gateway's own store, opened beside it (SQLite allows a second writer process).
-    let store =
-        pqom_gateway::store::open(site.db.as_ref().map(|d| d.url.as_str()), site.dir.path())
-            .await
-            .unwrap();
+    let gateway = site.start(&format!(
+        "subscription_http_loopback = true\n{FAST_DELIVERY}"
+    ));
     let resource = serde_json::json!({
         "resourceType": "Subscription",
         "meta": { "profile": [ sub::BACKPORT_SUBSCRIPTION ] },
-        "status": "active",
+        "status": "requested",
         "reason": "QMM ICB dashboard",
         "criteria": sub::Topic::Submission.url(),
         "_criteria": { "extension": [
@@ -390,27 +390,39 @@ async fn subscription_notifications(postgres: bool) {
             "_payload": { "extension": [ { "url": sub::PAYLOAD_CONTENT, "valueCode": "full-resource" } ] }
         }
     });
-    let created = store
-        .create_subscription(SubscriptionWrite {
-            resource,
-            topic: sub::Topic::Submission.url().into(),
-            status: SubscriptionStatus::Active,
-            endpoint: endpoint.clone(),
-        })
+    let client = reqwest::Client::new();
+    let created = client
+        .post(format!("{}/Subscription", gateway.fhir()))
+        .header("content-type", "application/fhir+json")
+        .body(serde_json::to_vec(&resource).unwrap())
+        .send()
         .await
         .unwrap();
-    let client = reqwest::Client::new();
+    assert_eq!(created.status(), 201);
+    let created: Value = created.json().await.unwrap();
+    assert_eq!(created["status"], "active", "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    // The gateway's own store, opened beside it, to read the Subscription's state columns.
+    let store =
+        pqom_gateway::store::open(site.db.as_ref().map(|d| d.url.as_str()), site.dir.path())
+            .await
+            .unwrap();
     let bodies: Vec<Vec<u8>> = (1..=2).map(|seed| submission("RM1", 800 + seed)).collect();
     for body in &bodies {
         gateway.submit(&client, body).await;
     }
     // Another ICB's trust: not for this Subscription.
     gateway.submit(&client, &submission("RQ3", 899)).await;
-    let got = receiver
+    // Events carry X-Pqom-Event-Number; the handshake does not (-1 here).
+    let got: Vec<_> = receiver
         .wait_until(WAIT, "two notifications", |r| {
-            accepted_numbers(r).len() >= 2
+            accepted_numbers(r).iter().filter(|n| **n > 0).count() >= 2
         })
-        .await;
+        .await
+        .into_iter()
+        .filter(|r| r.number > 0)
+        .collect();
+    assert_eq!(accepted_numbers(&got), [1, 2]);
     let jwks = jwks(&gateway).await;
     for (n, (notification, original)) in got.iter().zip(&bodies).enumerate() {
         let bundle: Value = serde_json::from_slice(&notification.body).unwrap();
@@ -432,7 +444,7 @@ async fn subscription_notifications(postgres: bool) {
     gateway.submit(&client, &submission("RCX", 803)).await;
     let start = std::time::Instant::now();
     loop {
-        let s = store.subscription(&created.id).await.unwrap().unwrap();
+        let s = store.subscription(&id).await.unwrap().unwrap();
         if s.status == SubscriptionStatus::Error {
             assert!(s.error.unwrap_or_default().contains("410"));
             assert!(s.last_sent_at.is_some());
@@ -446,7 +458,7 @@ async fn subscription_notifications(postgres: bool) {
         .get(format!(
             "{}/Subscription/{}/$events?eventsSinceNumber=1&eventsUntilNumber=2&content=id-only",
             gateway.fhir(),
-            created.id
+            id
         ))
         .send()
         .await
@@ -465,7 +477,8 @@ async fn subscription_notifications(postgres: bool) {
         .await
         .unwrap();
     assert_eq!(unknown.status(), 404);
-    assert_eq!(receiver.received().len(), 3, "sent after the 410");
+    // The handshake and three events; nothing after the 410.
+    assert_eq!(receiver.received().len(), 4, "sent after the 410");
 }
 
 /// A pull destination: its consumer reads the feed with a cursor; the same number always gives
