@@ -28,6 +28,7 @@ use serde_json::json;
 use super::AppState;
 use super::error::{ApiError, outcome_response};
 use super::negotiate::{FHIR_JSON, query_pairs};
+use super::routes;
 use crate::deliver::engine::Engine;
 use crate::fhir::{CANONICAL_BASE, Issue, IssueType, Outcome};
 
@@ -38,12 +39,14 @@ const DEFAULT_COUNT: i64 = 20;
 const MAX_COUNT: i64 = 100;
 
 pub fn add_routes(router: Router<AppState>) -> Router<AppState> {
+    let feed_path = routes::EVENTS_FEED.path;
+    let subscription_path = routes::SUBSCRIPTION_EVENTS.path;
     router
-        .route("/fhir/$events", get(feed))
-        .route("/fhir/%24events", get(feed))
-        .route("/fhir/Subscription/{id}/$events", get(subscription_events))
+        .route(feed_path, get(feed))
+        .route(&feed_path.replace('$', "%24"), get(feed))
+        .route(subscription_path, get(subscription_events))
         .route(
-            "/fhir/Subscription/{id}/%24events",
+            &subscription_path.replace('$', "%24"),
             get(subscription_events),
         )
         .route("/admin/replay", post(replay))

@@ -8,7 +8,11 @@
 //!   commit that accepts it, and the dispatcher turns every undispatched event into deliveries
 //!   in one transaction (the event is marked dispatched in the same one).
 //! - In order per destination, numbered without gaps: numbers are given at fan-out from the
-//!   destination's counter; the worker only sends a destination's lowest pending number.
+//!   destination's counter; the worker only sends a destination's lowest pending number. The
+//!   order is the dispatch order: events in `seq` order among those committed when the
+//!   dispatcher runs. On PostgreSQL two commits that overlap in time (two instances accepting at
+//!   once) can become visible out of `seq` order and are then dispatched in visibility order;
+//!   a trust's resubmission, sent after its first was acknowledged, always comes after it.
 //! - Once in effect: a delivery is marked delivered after its 2xx; a crash between the 2xx and
 //!   that mark, or a lease that expires, sends it again with the same bundle id and event number
 //!   (the bundle is built once, at the first attempt, and kept), so receivers deduplicate.
