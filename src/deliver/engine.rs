@@ -191,9 +191,15 @@ impl Engine {
             .iter()
             .map(|d| d.name.clone())
             .collect();
-        if let Err(e) = self.outbox().sync_static_destinations(&names).await {
-            tracing::error!(error = %e, "registering the configured destinations failed; delivery is not running");
-            return;
+        // The database may be briefly unreachable at start: keep trying (the API is already
+        // serving and accepting into the outbox), until stopped.
+        let mut stop_wait = stop.clone();
+        while let Err(e) = self.outbox().sync_static_destinations(&names).await {
+            tracing::warn!(error = %e, "registering the configured destinations failed; retrying");
+            tokio::select! {
+                _ = stop_wait.changed() => return,
+                _ = tokio::time::sleep(Duration::from_millis(self.config.poll_interval_ms.max(1_000))) => {}
+            }
         }
         if self.exclusive {
             match self.outbox().release_claims(None).await {
