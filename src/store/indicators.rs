@@ -110,7 +110,9 @@ fn recorded(at: i64) -> StoreResult<OffsetDateTime> {
 }
 
 macro_rules! push_filters {
-    ($qb:expr, $q:expr) => {{
+    // `$uuid`: how a bound UUID text is turned into the column's type ("" for SQLite's TEXT,
+    // "::uuid" for PostgreSQL), so the submission index serves the comparison.
+    ($qb:expr, $q:expr, $uuid:expr) => {{
         $qb.push(" WHERE 1 = 1");
         if !$q.include_history {
             $qb.push(" AND superseded_by IS NULL");
@@ -136,9 +138,9 @@ macro_rules! push_filters {
             $qb.push(" AND stratifier = ''");
         }
         if let Some(s) = &$q.submission {
-            // Compared as text: the column is TEXT in SQLite and UUID in PostgreSQL.
-            $qb.push(" AND CAST(submission_id AS TEXT) = ")
-                .push_bind(s.to_string());
+            $qb.push(" AND submission_id = ")
+                .push_bind(s.to_string())
+                .push($uuid);
         }
         $qb.push(
             " ORDER BY indicator, trust, period_start, period_end, recorded_at, \
@@ -205,7 +207,7 @@ pub(crate) mod sqlite {
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {COLUMNS}, submission_id, superseded_by FROM indicator_value"
         ));
-        push_filters!(qb, q);
+        push_filters!(qb, q, "");
         let rows = qb.build().fetch_all(pool).await?;
         rows.into_iter()
             .map(|r| {
@@ -337,7 +339,7 @@ pub(crate) mod postgres {
         let mut qb = QueryBuilder::<Postgres>::new(format!(
             "SELECT {COLUMNS}, submission_id::text, superseded_by::text FROM indicator_value"
         ));
-        push_filters!(qb, q);
+        push_filters!(qb, q, "::uuid");
         let rows = qb.build().fetch_all(pool).await?;
         rows.into_iter()
             .map(|r| {
