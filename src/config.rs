@@ -106,6 +106,9 @@ struct FileConfig {
     /// `[signing]`: keys for signed Provenance (see `deliver::keys`). Absent: development key.
     #[serde(default)]
     signing: crate::deliver::keys::SigningConfig,
+    /// `[deliver]` and `[[deliver.destination]]`: delivery settings and static destinations.
+    #[serde(default)]
+    deliver: crate::deliver::destinations::DeliverConfig,
 }
 
 /// TLS material for serving HTTPS.
@@ -131,6 +134,8 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Signing keys (`[signing]` in the config file only: key material is not a flag).
     pub signing: crate::deliver::keys::SigningConfig,
+    /// Delivery settings and static destinations (`[deliver]` in the config file only).
+    pub deliver: crate::deliver::destinations::DeliverConfig,
     /// Plain-http Subscription endpoints allowed on the loopback interface.
     pub subscription_http_loopback: bool,
 }
@@ -200,6 +205,12 @@ impl Config {
                 });
             }
         };
+        file.deliver
+            .check()
+            .map_err(|message| ConfigError::Invalid {
+                name: "deliver",
+                message,
+            })?;
         let root = project_root();
         Ok(Config {
             listen,
@@ -230,6 +241,7 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             tls,
             signing: file.signing,
+            deliver: file.deliver,
             subscription_http_loopback: args.subscription_http_loopback
                 || file.subscription_http_loopback.unwrap_or(false),
         })

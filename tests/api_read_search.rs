@@ -222,6 +222,14 @@ async fn every_interaction_the_capability_statement_advertises_answers(app: Test
                 );
                 assert!(!body.to_string().contains("no route"), "{body}");
             }
+            "events" => {
+                // Routed; this app runs no delivery engine, and says so (404).
+                let r = app.get("/$events?destination=x").await;
+                let status = r.status();
+                let body = json(r).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+                assert!(body.to_string().contains("delivery"), "{body}");
+            }
             other => panic!("advertised operation {other} is not exercised by this test"),
         }
     }

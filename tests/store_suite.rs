@@ -222,6 +222,7 @@ fn submission(
             |m| json!({"resourceType": "Bundle", "type": "message", "id": format!("resp-{m}")}),
         ),
         resources,
+        event: None,
         indicator_values: vec![],
     }
 }

@@ -11,6 +11,7 @@
 //! | `If-None-Exist` matched several | 412 |
 //! | XML asked for in Accept or `_format` | 406; XML (or other) Content-Type 415 |
 //! | body over the limit | 413 |
+//! | delivery: unknown destination 404; feed of a push destination 400 | 404 / 400 |
 //! | store unavailable (connection, pool, busy) | 503 + Retry-After |
 //! | anything else on the server side | 500, logged; never for a client mistake |
 //!
@@ -58,6 +59,8 @@ pub enum ApiError {
     UnsupportedMediaType(Issue),
     #[error("payload too large")]
     PayloadTooLarge(Issue),
+    #[error(transparent)]
+    Delivery(crate::deliver::engine::EngineError),
 }
 
 /// HTTP status of a rejected submission.
@@ -131,7 +134,45 @@ impl ApiError {
             ApiError::PayloadTooLarge(i) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, Outcome::single(i.clone()))
             }
+            ApiError::Delivery(e) => delivery_error(e),
         }
+    }
+}
+
+fn delivery_error(e: &crate::deliver::engine::EngineError) -> (StatusCode, Outcome) {
+    use crate::deliver::engine::EngineError;
+    match e {
+        EngineError::UnknownDestination(name) => (
+            StatusCode::NOT_FOUND,
+            Outcome::single(
+                Issue::error(
+                    IssueType::NotFound,
+                    format!(
+                        "no destination {name:?} is configured; expected the name of a \
+                         [[deliver.destination]] or Subscription/{{id}}"
+                    ),
+                )
+                .at("destination"),
+            ),
+        ),
+        EngineError::NotPull(name) => (
+            StatusCode::BAD_REQUEST,
+            Outcome::single(
+                Issue::error(
+                    IssueType::NotSupported,
+                    format!(
+                        "destination {name:?} is a push destination (the gateway sends to it); \
+                         expected a destination of kind \"pull\""
+                    ),
+                )
+                .at("destination"),
+            ),
+        ),
+        EngineError::Store(e) => store_error(e),
+        EngineError::NoOutbox | EngineError::Forward(_) | EngineError::Missing(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            internal("delivery failed"),
+        ),
     }
 }
 

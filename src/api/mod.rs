@@ -7,6 +7,7 @@
 //! submitter always gets FHIR back. Listening, TLS, request ids, timeouts and tracing layers are
 //! the server bootstrap's job.
 
+mod delivery;
 pub mod error;
 mod handlers;
 pub mod metrics;
@@ -40,6 +41,9 @@ pub struct AppState {
     pub validator: Option<Arc<crate::validate::Validator>>,
     /// The gateway's signing keys; their public halves are served at `/.well-known/jwks.json`.
     pub keys: Option<Arc<crate::deliver::keys::KeyRing>>,
+    /// The delivery engine behind the pull feed, replay and dead letters (None: those routes
+    /// answer 404).
+    pub delivery: Option<Arc<crate::deliver::engine::Engine>>,
     /// Subscriptions: parse options, the store, handshakes.
     pub subscriptions: Arc<crate::deliver::subscriber::Subscriber>,
 }
@@ -59,7 +63,13 @@ impl AppState {
             metrics: metrics::handle(),
             validator: None,
             keys: None,
+            delivery: None,
         }
+    }
+
+    pub fn with_delivery(mut self, engine: Arc<crate::deliver::engine::Engine>) -> Self {
+        self.delivery = Some(engine);
+        self
     }
 
     pub fn with_profiles(mut self, profiles: Vec<(String, String)>) -> Self {
@@ -147,6 +157,7 @@ pub fn router(state: AppState) -> Router {
         }
     }
     router = validate_op::add_routes(router);
+    router = delivery::add_routes(router);
     let limit = state.pipeline.limits().max_body_bytes;
     router
         .fallback(handlers::no_route)

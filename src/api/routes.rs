@@ -247,8 +247,24 @@ pub const REGIONAL_BUNDLE: OperationDef = OperationDef {
     definition: "https://fhir.pqom-gateway.org/OperationDefinition/regional-bundle",
 };
 
+/// `GET /fhir/$events?destination=NAME&since=N`: the pull feed of a static destination of kind
+/// `pull` (`api::delivery`).
+pub const EVENTS_FEED: OperationDef = OperationDef {
+    name: "events",
+    path: "/fhir/$events",
+    definition: "https://fhir.pqom-gateway.org/OperationDefinition/events-feed",
+};
+
+/// `GET /fhir/Subscription/{id}/$events`: the query-event Bundle of a Subscription's events.
+pub const SUBSCRIPTION_EVENTS: OperationDef = OperationDef {
+    name: "events",
+    path: "/fhir/Subscription/{id}/$events",
+    definition: "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events",
+};
+
 /// Operations answered on GET: they read, they change nothing.
-pub const READ_OPERATIONS: &[OperationDef] = &[REGIONAL_BUNDLE];
+/// (`SUBSCRIPTION_EVENTS` is an instance operation: not listed at system level.)
+pub const READ_OPERATIONS: &[OperationDef] = &[REGIONAL_BUNDLE, EVENTS_FEED];
 
 /// Plain JSON (not FHIR) endpoints for charts: `GET /api/indicators/{code}/series?org=QMM`.
 pub const SERIES_PATH: &str = "/api/indicators/{code}/series";

@@ -124,6 +124,7 @@ impl Pipeline {
             .to_json(),
             response: None,
             resources,
+            event: None,
             indicator_values: Vec::new(),
         };
         match self.store.commit_submission(submission).await? {

@@ -259,6 +259,7 @@ impl Pipeline {
             period_to: period.to.clone(),
             totals_only,
             include_history: false,
+            submission: None,
         };
         let values: Vec<IndicatorValue> = self
             .store

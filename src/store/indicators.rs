@@ -30,6 +30,8 @@ pub struct IndicatorQuery {
     pub totals_only: bool,
     /// Superseded values too (the history), not only the current ones.
     pub include_history: bool,
+    /// Only the values this submission recorded (what its forwarded bundle carries).
+    pub submission: Option<Uuid>,
 }
 
 /// A stored indicator value and where it came from.
@@ -108,7 +110,9 @@ fn recorded(at: i64) -> StoreResult<OffsetDateTime> {
 }
 
 macro_rules! push_filters {
-    ($qb:expr, $q:expr) => {{
+    // `$uuid`: how a bound UUID text is turned into the column's type ("" for SQLite's TEXT,
+    // "::uuid" for PostgreSQL), so the submission index serves the comparison.
+    ($qb:expr, $q:expr, $uuid:expr) => {{
         $qb.push(" WHERE 1 = 1");
         if !$q.include_history {
             $qb.push(" AND superseded_by IS NULL");
@@ -132,6 +136,11 @@ macro_rules! push_filters {
         }
         if $q.totals_only {
             $qb.push(" AND stratifier = ''");
+        }
+        if let Some(s) = &$q.submission {
+            $qb.push(" AND submission_id = ")
+                .push_bind(s.to_string())
+                .push($uuid);
         }
         $qb.push(
             " ORDER BY indicator, trust, period_start, period_end, recorded_at, \
@@ -198,7 +207,7 @@ pub(crate) mod sqlite {
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {COLUMNS}, submission_id, superseded_by FROM indicator_value"
         ));
-        push_filters!(qb, q);
+        push_filters!(qb, q, "");
         let rows = qb.build().fetch_all(pool).await?;
         rows.into_iter()
             .map(|r| {
@@ -330,7 +339,7 @@ pub(crate) mod postgres {
         let mut qb = QueryBuilder::<Postgres>::new(format!(
             "SELECT {COLUMNS}, submission_id::text, superseded_by::text FROM indicator_value"
         ));
-        push_filters!(qb, q);
+        push_filters!(qb, q, "::uuid");
         let rows = qb.build().fetch_all(pool).await?;
         rows.into_iter()
             .map(|r| {

@@ -25,6 +25,11 @@ const SQLITE: &[Embedded] = &[
         "subscriptions",
         include_str!("migrations/sqlite/0003_subscriptions.sql"),
     ),
+    (
+        4,
+        "outbox",
+        include_str!("migrations/sqlite/0004_outbox.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -42,6 +47,11 @@ const POSTGRES: &[Embedded] = &[
         3,
         "subscriptions",
         include_str!("migrations/postgres/0003_subscriptions.sql"),
+    ),
+    (
+        4,
+        "outbox",
+        include_str!("migrations/postgres/0004_outbox.sql"),
     ),
 ];
 

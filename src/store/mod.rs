@@ -8,8 +8,9 @@
 //!
 //! Layout: [`index`] extracts the search index from resource JSON (pure), [`search`] parses
 //! searches and builds their SQL, [`sqlite`] and [`postgres`] are the backends, [`migrations`]
-//! embeds each backend's SQL migrations in the binary. This module must not know about HTTP:
-//! [`StoreError::Unavailable`] is what the API turns into 503.
+//! embeds each backend's SQL migrations in the binary, [`outbox`] keeps the delivery outbox
+//! (events written in the accepting commit, deliveries, claims) in both backends. This module
+//! must not know about HTTP: [`StoreError::Unavailable`] is what the API turns into 503.
 //!
 //! Instants are kept as microseconds since the Unix epoch (UTC) in both backends, so that the
 //! same search SQL and cursors work on both; values returned are truncated to microseconds.
@@ -17,6 +18,7 @@
 pub mod index;
 pub mod indicators;
 mod migrations;
+pub mod outbox;
 pub mod postgres;
 pub mod search;
 pub mod sqlite;
@@ -73,6 +75,9 @@ pub struct NewSubmission {
     pub response: Option<Value>,
     /// Resources to create or version. Empty when rejected.
     pub resources: Vec<ResourceWrite>,
+    /// The outbox event to write in the same transaction (accepted submissions that are to be
+    /// delivered; never set for a rejected one, and the store ignores it if it is).
+    pub event: Option<outbox::OutboxEvent>,
     /// The indicator values mapped from the submission ([`crate::map`]), written in the same
     /// transaction: they replace the current values of the same indicator, trust and period,
     /// and the replaced values stay as history. Empty when rejected or unmapped.
@@ -244,6 +249,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// Liveness of the database (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The delivery outbox of this store (`None`: this store cannot deliver).
+    fn outbox(&self) -> Option<&dyn outbox::Outbox> {
+        None
+    }
 
     /// Indicator values, ordered by indicator, trust, period, recording time and stratum.
     async fn indicator_values(

@@ -28,8 +28,8 @@ use uuid::Uuid;
 use super::index::SearchIndex;
 use super::{
     CommitOutcome, NewSubmission, SearchPage, SearchQuery, Store, StoreError, StoreResult,
-    StoredResource, StoredSubmission, migrate_error, migrations, new_logical_id, now_micros, page,
-    prepare, resource_from_row, search, stamp, submission_from_row,
+    StoredResource, StoredSubmission, SubmissionStatus, migrate_error, migrations, new_logical_id,
+    now_micros, page, prepare, resource_from_row, search, stamp, submission_from_row,
 };
 
 const MAX_CONNECTIONS: u32 = 16;
@@ -48,6 +48,7 @@ const SUBMISSION_COLUMNS: &str = "id::text, received_at, channel, message_id, se
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    outbox: super::outbox::postgres::SqlOutbox,
 }
 
 impl PostgresStore {
@@ -69,7 +70,13 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(migrate_error)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            outbox: super::outbox::postgres::SqlOutbox {
+                writer: pool.clone(),
+                reader: pool.clone(),
+            },
+            pool,
+        })
     }
 
     /// Close the pool, waiting for connections to finish.
@@ -163,6 +170,9 @@ impl PostgresStore {
             &submission.indicator_values,
         )
         .await?;
+        if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
+            super::outbox::postgres::insert_event(&mut tx, submission.id, event, now).await?;
+        }
         tx.commit().await?;
         // Committed: no retry will need the resources again, so they move into the result.
         let resources = std::mem::take(&mut submission.resources);
@@ -358,6 +368,10 @@ impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
+    }
+
+    fn outbox(&self) -> Option<&dyn super::outbox::Outbox> {
+        Some(&self.outbox)
     }
 
     async fn indicator_values(

@@ -28,8 +28,8 @@ use uuid::Uuid;
 use super::index::SearchIndex;
 use super::{
     CommitOutcome, NewSubmission, SearchPage, SearchQuery, Store, StoreError, StoreResult,
-    StoredResource, StoredSubmission, migrate_error, migrations, new_logical_id, now_micros, page,
-    prepare, resource_from_row, search, stamp, submission_from_row,
+    StoredResource, StoredSubmission, SubmissionStatus, migrate_error, migrations, new_logical_id,
+    now_micros, page, prepare, resource_from_row, search, stamp, submission_from_row,
 };
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +49,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    outbox: super::outbox::sqlite::SqlOutbox,
 }
 
 impl SqliteStore {
@@ -95,6 +96,10 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore {
+            outbox: super::outbox::sqlite::SqlOutbox {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
             writer,
             reader,
             path: path.to_owned(),
@@ -188,6 +193,9 @@ impl Store for SqliteStore {
             &submission.indicator_values,
         )
         .await?;
+        if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
+            super::outbox::sqlite::insert_event(&mut tx, submission.id, event, now).await?;
+        }
         tx.commit().await?;
         Ok(CommitOutcome::Committed(written))
     }
@@ -329,6 +337,10 @@ impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    fn outbox(&self) -> Option<&dyn super::outbox::Outbox> {
+        Some(&self.outbox)
     }
 
     async fn indicator_values(
