@@ -870,7 +870,7 @@ where
                             Severity::Error,
                             "a modifier extension that is not understood changes the meaning of the resource, so it cannot be accepted",
                         )
-                    } else if example_extension(u) {
+                    } else if tolerated_unknown_extension(u) {
                         (
                             Severity::Warning,
                             "its content is checked only as a generic Extension",
@@ -1147,17 +1147,29 @@ where
     }
 }
 
-/// Extension URLs in example domains, which no one can publish a definition for, and relative
-/// sub-extension URLs: unknown ones are a warning. Every other unknown extension is an error, as in the HL7 validator without
-/// `-allow-any-extensions` ("could not be found so is not allowed here"): the gateway cannot
-/// check what it does not know, and must not forward it.
-fn example_extension(url: &str) -> bool {
+/// Unknown extensions that are a warning, not an error: example domains (no one publishes
+/// definitions there), relative sub-extension URLs (their parent checks them), and FHIR
+/// cross-version extensions (`http://hl7.org/fhir/5.0/StructureDefinition/extension-Measure.group.scoring`,
+/// which the HL7 validator derives from the other version's definitions rather than loading; the
+/// PQOM annex Measure uses one). Every other unknown extension is an error, as in the HL7
+/// validator without `-allow-any-extensions` ("could not be found so is not allowed here"): the
+/// gateway cannot check what it does not know, and must not forward it.
+fn tolerated_unknown_extension(url: &str) -> bool {
     // A relative URL names a sub-extension of a complex extension, checked by its parent.
     !url.contains(':')
+        || cross_version_extension(url)
         || url.contains("example.org")
         || url.contains("acme.com")
         || url.contains("nema.org")
         || url.starts_with("http://hl7.org/fhir/tools/StructureDefinition/")
+}
+
+fn cross_version_extension(url: &str) -> bool {
+    url.strip_prefix("http://hl7.org/fhir/")
+        .and_then(|r| r.split_once("/StructureDefinition/extension-"))
+        .is_some_and(|(version, _)| {
+            matches!(version, "1.0" | "3.0" | "4.0" | "4.3" | "5.0" | "6.0")
+        })
 }
 
 /// `Patient/123`, `http://x/fhir/Patient/123/_history/2` -> (`Patient`, `123`).
