@@ -220,6 +220,7 @@ mod tests {
             icb: Some(icb.into()),
             region: Some(region.into()),
             indicators: vec!["stillbirth-rate".into()],
+            period: None,
         }
     }
 
