@@ -34,7 +34,10 @@ pub use crate::ingest::Limits;
 mod indicators;
 mod reports;
 pub use indicators::CATALOGUE_ID_SYSTEM;
-pub use reports::{IndicatorPage, PeriodRange, Series, SeriesPoint, SeriesRefusal};
+pub use reports::{
+    IndicatorPage, PeriodRange, RegionalParts, RegionalScope, Series, SeriesPoint, SeriesRefusal,
+    regional_bundle,
+};
 
 /// The validation plug point. The validator (profiles, FHIRPath invariants, terminology)
 /// implements it; errors in the outcome reject the submission, warnings are kept with it.
