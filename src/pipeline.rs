@@ -745,7 +745,9 @@ fn sha256_hex(body: &[u8]) -> String {
 }
 
 /// The distinct `pqom-indicator` codes of some values, sorted.
-fn indicator_codes<'a>(values: impl Iterator<Item = &'a crate::map::IndicatorValue>) -> Vec<String> {
+fn indicator_codes<'a>(
+    values: impl Iterator<Item = &'a crate::map::IndicatorValue>,
+) -> Vec<String> {
     let codes: std::collections::BTreeSet<&str> = values.map(|v| v.indicator.as_str()).collect();
     codes.into_iter().map(str::to_owned).collect()
 }

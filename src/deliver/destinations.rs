@@ -96,7 +96,8 @@ impl DestinationConfig {
         let one_of = |list: &[String], value: Option<&str>| {
             list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
         };
-        self.topic().is_some_and(|t| t.outbox_topic() == event.topic)
+        self.topic()
+            .is_some_and(|t| t.outbox_topic() == event.topic)
             && one_of(&self.reporter, event.reporter.as_deref())
             && one_of(&self.icb, event.icb.as_deref())
             && one_of(&self.region, event.region.as_deref())
@@ -297,10 +298,9 @@ mod tests {
             };
             assert!(!regional.matches(&elsewhere), "{topic}");
         }
-        let unknown: DeliverConfig = toml::from_str(
-            "[[destination]]\nname = \"a\"\nkind = \"pull\"\ntopic = \"regional\"",
-        )
-        .unwrap();
+        let unknown: DeliverConfig =
+            toml::from_str("[[destination]]\nname = \"a\"\nkind = \"pull\"\ntopic = \"regional\"")
+                .unwrap();
         assert!(unknown.check().unwrap_err().contains("not a topic"));
     }
 

@@ -31,8 +31,8 @@ use crate::deliver::regional::{self, RegionalInput, SourceSubmission};
 use crate::fhir::{CANONICAL_BASE, Issue, IssueType, ODS_ORG_SYSTEM};
 use crate::map::pool::Directory as _;
 use crate::map::{IndicatorValue, Level, Mapper};
-use crate::store::{IndicatorQuery, Store, StoreError, StoredIndicatorValue};
 use crate::store::search::{DEFAULT_COUNT, MAX_COUNT};
+use crate::store::{IndicatorQuery, Store, StoreError, StoredIndicatorValue};
 
 /// Whose values a report is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]

@@ -383,7 +383,10 @@ fn the_regional_topic_filters_by_region_and_the_submission_that_changed_it() {
     assert_eq!(spec.topic, Topic::RegionalBundle);
     let y61 = facts("RM1", "QMM", "Y61", &["stillbirth-rate"]);
     assert!(spec.matches(Topic::RegionalBundle, &y61));
-    assert!(!spec.matches(Topic::Submission, &y61), "the submission topic");
+    assert!(
+        !spec.matches(Topic::Submission, &y61),
+        "the submission topic"
+    );
     assert!(!spec.matches(
         Topic::RegionalBundle,
         &facts("RQ3", "QHL", "Y60", &["stillbirth-rate"])
@@ -393,7 +396,10 @@ fn the_regional_topic_filters_by_region_and_the_submission_that_changed_it() {
         { "url": FILTER_CRITERIA, "valueString": "MeasureReport?region=Y61&icb=QMM&indicator=vbac" }
     ]);
     let spec = parse(&v).unwrap();
-    assert!(!spec.matches(Topic::RegionalBundle, &y61), "no vbac recorded");
+    assert!(
+        !spec.matches(Topic::RegionalBundle, &y61),
+        "no vbac recorded"
+    );
     assert!(spec.matches(
         Topic::RegionalBundle,
         &facts("RGP", "QMM", "Y61", &["vbac"])
