@@ -56,7 +56,7 @@ fn next_submission(report: &Value, message: &[u8]) -> NewSubmission {
                 identifier,
             )),
         }],
-        event: None,
+        events: Vec::new(),
         indicator_values: vec![],
     }
 }
@@ -80,7 +80,7 @@ fn small_submission() -> NewSubmission {
         outcome: json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "structure"}]}),
         response: None,
         resources: vec![],
-        event: None,
+        events: Vec::new(),
         indicator_values: vec![],
     }
 }

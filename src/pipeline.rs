@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::fhir::typed::{self, ResponseCode, ResponseEvent, ResponseMessage, TypedError};
 use crate::fhir::{Issue, IssueType, ODS_ORG_SYSTEM, Outcome};
 use crate::ingest::{self, HeaderInfo, IngestError};
-use crate::store::outbox::{OutboxEvent, TOPIC_SUBMISSION};
+use crate::store::outbox::{OutboxEvent, TOPIC_REGIONAL_BUNDLE, TOPIC_SUBMISSION};
 use crate::store::search::{Criterion, SearchQuery, TokenValue};
 use crate::store::{
     Channel, CommitOutcome, NewSubmission, ResourceWrite, Store, StoreError, StoredResource,
@@ -34,7 +34,10 @@ pub use crate::ingest::Limits;
 mod indicators;
 mod reports;
 pub use indicators::CATALOGUE_ID_SYSTEM;
-pub use reports::{IndicatorPage, PeriodRange, Series, SeriesPoint, SeriesRefusal};
+pub use reports::{
+    IndicatorPage, PeriodRange, RegionalParts, RegionalScope, Series, SeriesPoint, SeriesRefusal,
+    regional_bundle,
+};
 
 /// The validation plug point. The validator (profiles, FHIRPath invariants, terminology)
 /// implements it; errors in the outcome reject the submission, warnings are kept with it.
@@ -186,22 +189,21 @@ impl Pipeline {
         self
     }
 
-    /// The outbox event of an accepted submission: its reporter, the reporter's ICB and region
-    /// (when the directory knows the trust) and the indicators it mapped to.
-    fn outbox_event(
+    /// The outbox events of an accepted submission: the `submission` event (its reporter, the
+    /// reporter's ICB and region when the directory knows the trust, and the indicators it
+    /// mapped to), then, when the trust has a region and the submission recorded indicator
+    /// values, one `regional-bundle` event per reporting period of those values: that region's
+    /// consolidated bundle for the period has changed.
+    fn outbox_events(
         &self,
         reporter: Option<&str>,
         mapped: Option<&crate::map::MapOutcome>,
-    ) -> OutboxEvent {
+    ) -> Vec<OutboxEvent> {
         let route = reporter
             .zip(self.directory.as_deref())
             .and_then(|(ods, dir)| dir.route(ods).ok());
-        let mut indicators: Vec<String> = mapped
-            .map(|m| m.values.iter().map(|v| v.indicator.clone()).collect())
-            .unwrap_or_default();
-        indicators.sort();
-        indicators.dedup();
-        OutboxEvent {
+        let values = mapped.map(|m| m.values.as_slice()).unwrap_or_default();
+        let submission = OutboxEvent {
             topic: TOPIC_SUBMISSION.to_owned(),
             reporter: route
                 .as_ref()
@@ -209,8 +211,24 @@ impl Pipeline {
                 .or_else(|| reporter.map(str::to_ascii_uppercase)),
             icb: route.as_ref().map(|r| r.icb.ods.clone()),
             region: route.as_ref().map(|r| r.region.ods.clone()),
-            indicators,
+            indicators: indicator_codes(values.iter()),
+            period: None,
+        };
+        let mut events = Vec::new();
+        if submission.region.is_some() {
+            let periods: std::collections::BTreeSet<&crate::map::Period> =
+                values.iter().map(|v| &v.period).collect();
+            for period in periods {
+                events.push(OutboxEvent {
+                    topic: TOPIC_REGIONAL_BUNDLE.to_owned(),
+                    indicators: indicator_codes(values.iter().filter(|v| &v.period == period)),
+                    period: Some(period.clone()),
+                    ..submission.clone()
+                });
+            }
         }
+        events.insert(0, submission);
+        events
     }
 
     fn wake_outbox(&self) {
@@ -294,7 +312,7 @@ impl Pipeline {
         }));
         let outcome = Outcome::new(issues);
         let response = self.response(&message.header, ResponseCode::Ok, &outcome)?;
-        let event = self.outbox_event(
+        let events = self.outbox_events(
             message.header.sender_ods.as_deref(),
             mapped.as_ref().map(|(o, _)| o),
         );
@@ -310,7 +328,7 @@ impl Pipeline {
             outcome: outcome.to_json(),
             response: Some(response.clone()),
             resources,
-            event: Some(event),
+            events,
             indicator_values: mapped.map(|(o, _)| o.values).unwrap_or_default(),
         };
         let submission_id = submission.id;
@@ -353,7 +371,7 @@ impl Pipeline {
             outcome: outcome.to_json(),
             response: response.clone(),
             resources: Vec::new(),
-            event: None,
+            events: Vec::new(),
             indicator_values: Vec::new(),
         };
         let submission_id = submission.id;
@@ -460,8 +478,11 @@ impl Pipeline {
             validation.issues.extend(map_issues.iter().cloned());
         }
         // A Measure (catalogue content) is stored but not delivered: subscribers follow reports.
-        let event = (resource_type == "MeasureReport")
-            .then(|| self.outbox_event(sender.as_deref(), mapped.as_ref().map(|(o, _)| o)));
+        let events = if resource_type == "MeasureReport" {
+            self.outbox_events(sender.as_deref(), mapped.as_ref().map(|(o, _)| o))
+        } else {
+            Vec::new()
+        };
         let submission = NewSubmission {
             id: Uuid::new_v4(),
             received_at: OffsetDateTime::now_utc(),
@@ -478,7 +499,7 @@ impl Pipeline {
                 identifier: business_identifier(&resource.json),
                 resource: resource.json,
             }],
-            event,
+            events,
             indicator_values: mapped.map(|(o, _)| o.values).unwrap_or_default(),
         };
         match self.store.commit_submission(submission).await? {
@@ -517,7 +538,7 @@ impl Pipeline {
             outcome: rejection.outcome().to_json(),
             response: None,
             resources: Vec::new(),
-            event: None,
+            events: Vec::new(),
             indicator_values: Vec::new(),
         };
         let submission_id = submission.id;
@@ -721,6 +742,14 @@ fn sha256_hex(body: &[u8]) -> String {
         hex.push_str(&format!("{b:02x}"));
     }
     hex
+}
+
+/// The distinct `pqom-indicator` codes of some values, sorted.
+fn indicator_codes<'a>(
+    values: impl Iterator<Item = &'a crate::map::IndicatorValue>,
+) -> Vec<String> {
+    let codes: std::collections::BTreeSet<&str> = values.map(|v| v.indicator.as_str()).collect();
+    codes.into_iter().map(str::to_owned).collect()
 }
 
 #[cfg(test)]

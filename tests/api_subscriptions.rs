@@ -466,7 +466,7 @@ async fn status_operation_reports_events_since_start(gw: Gateway) {
     assert_eq!(status, 404);
     issue(&outcome, "not-found", Some("Subscription"));
 
-    // The CapabilityStatement lists Subscription with its interactions and $status.
+    // The CapabilityStatement lists Subscription with its interactions, $status and $events.
     let (_, caps) = gw.get_json("/metadata").await;
     let sub = caps["rest"][0]["resource"]
         .as_array()
@@ -482,6 +482,11 @@ async fn status_operation_reports_events_since_start(gw: Gateway) {
         .collect();
     assert_eq!(codes, ["read", "search-type", "create", "update", "delete"]);
     assert_eq!(sub["operation"][0]["name"], "status");
+    assert_eq!(sub["operation"][1]["name"], "events");
+    assert_eq!(
+        sub["operation"][1]["definition"],
+        "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition/backport-subscription-events"
+    );
 }
 
 async fn update_search_and_topics(gw: Gateway) {

@@ -579,6 +579,288 @@ async fn pull_feed_and_replay(postgres: bool) {
     assert_eq!(bad.status(), 400);
 }
 
+/// (numerator, denominator) of the `stillbirth-rate` group of a submitted report, or of the only
+/// group of an indicator report (`indicator` None).
+fn counts(report: &Value, indicator: Option<&str>) -> (u64, u64) {
+    let groups = report["group"].as_array().expect("groups");
+    let group = match indicator {
+        Some(code) => groups
+            .iter()
+            .find(|g| g["code"]["coding"][0]["code"] == code)
+            .unwrap_or_else(|| panic!("no group {code}")),
+        None => &groups[0],
+    };
+    let population = |code: &str| {
+        group["population"]
+            .as_array()
+            .expect("populations")
+            .iter()
+            .find(|p| p["code"]["coding"][0]["code"] == code)
+            .and_then(|p| p["count"].as_u64())
+            .unwrap_or_else(|| panic!("no {code} in {group}"))
+    };
+    (population("numerator"), population("denominator"))
+}
+
+/// The region's pooled stillbirth report and (reported, expected) of the MessageHeader of a
+/// consolidated regional bundle.
+fn regional_stillbirths(bundle: &Value, region: &str) -> ((u64, u64), (u64, u64)) {
+    let entries: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    let header = entries[0];
+    assert_eq!(header["eventCoding"]["code"], "pqom-regional-bundle");
+    assert_eq!(header["responsible"]["identifier"]["value"], region);
+    let completeness = header["extension"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["url"].as_str().unwrap().ends_with("pqom-completeness"))
+        .expect("completeness");
+    let part = |name: &str| {
+        completeness["extension"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["url"] == name)
+            .and_then(|p| p["valueUnsignedInt"].as_u64())
+            .unwrap()
+    };
+    let pooled = entries
+        .iter()
+        .find(|r| {
+            r["resourceType"] == "MeasureReport"
+                && r["reporter"]["identifier"]["value"] == region
+                && r["measure"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("https://fhir.pqom-gateway.org/Measure/stillbirth-rate")
+        })
+        .unwrap_or_else(|| panic!("no {region} stillbirth report"));
+    (counts(pooled, None), (part("reported"), part("expected")))
+}
+
+/// `pqom-gateway verify FILE --jwks URL` on the bytes; panics with its output unless it passes.
+async fn cli_verify(gateway: &Gateway, dir: &std::path::Path, name: &str, bytes: &[u8]) {
+    let file = dir.join(name);
+    std::fs::write(&file, bytes).unwrap();
+    let jwks_url = format!("{}/.well-known/jwks.json", gateway.url);
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(env!("CARGO_BIN_EXE_pqom-gateway"))
+            .arg("verify")
+            .arg(&file)
+            .args(["--jwks", &jwks_url])
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "{name}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The regional-bundle topic: each accepted submission of a Y61 trust brings Y61's regional
+/// subscriber (a rest-hook Subscription, full-resource), a static push destination and a pull
+/// destination on that topic the consolidated bundle of Y61 for the period, in order, signed
+/// (`pqom-gateway verify` passes), its pooled region values the sums of the reports submitted so
+/// far. A rejected submission brings nothing; the Y60 subscriber's first event is the bundle of
+/// the first Y60 submission, made after all the Y61 ones (so it got none of theirs).
+async fn regional_bundles(postgres: bool) {
+    use pqom_gateway::deliver::subscription as sub;
+    let Some(site) = Site::new(postgres).await else {
+        return;
+    };
+    let y61 = Receiver::start(vec![]).await;
+    let y60 = Receiver::start(vec![]).await;
+    let push = Receiver::start(vec![]).await;
+    let topic = sub::Topic::RegionalBundle.url();
+    let config = format!(
+        "subscription_http_loopback = true\n{FAST_DELIVERY}{}\n\
+         [[deliver.destination]]\nname = \"regional-feed\"\nkind = \"pull\"\n\
+         topic = \"pqom-regional-bundle\"\nregion = [\"Y61\"]\n",
+        push_destination(
+            "y61-push",
+            &push.endpoint(),
+            &format!("topic = \"{topic}\"\nregion = [\"Y61\"]")
+        ),
+    );
+    let gateway = site.start(&config);
+    let client = reqwest::Client::new();
+    for (receiver, region) in [(&y61, "Y61"), (&y60, "Y60")] {
+        let resource = serde_json::json!({
+            "resourceType": "Subscription",
+            "meta": { "profile": [ sub::BACKPORT_SUBSCRIPTION ] },
+            "status": "requested",
+            "reason": format!("{region} regional quality team"),
+            "criteria": topic,
+            "_criteria": { "extension": [
+                { "url": sub::FILTER_CRITERIA, "valueString": format!("MeasureReport?region={region}") }
+            ] },
+            "channel": {
+                "type": "rest-hook",
+                "endpoint": format!("{}/notify", receiver.server.uri()),
+                "payload": "application/fhir+json",
+                "_payload": { "extension": [ { "url": sub::PAYLOAD_CONTENT, "valueCode": "full-resource" } ] }
+            }
+        });
+        let created = client
+            .post(format!("{}/Subscription", gateway.fhir()))
+            .header("content-type", "application/fhir+json")
+            .body(serde_json::to_vec(&resource).unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(created.status(), 201);
+        let created: Value = created.json().await.unwrap();
+        assert_eq!(created["status"], "active", "{created}");
+    }
+
+    // A rejected submission from a Y61 trust: no event.
+    let mut rejected: Value = serde_json::from_slice(&submission("RM1", 9)).unwrap();
+    rejected["entry"][1]["resource"]["status"] = serde_json::json!("reject-me");
+    let r = client
+        .post(format!("{}/$process-message", gateway.fhir()))
+        .header("content-type", "application/fhir+json")
+        .body(serde_json::to_vec(&rejected).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 422);
+
+    // Three Y61 trusts report October (seed % 12 == 9), then a Y60 trust.
+    let bodies: Vec<Vec<u8>> = [("RM1", 21), ("RGP", 33), ("RCX", 45)]
+        .iter()
+        .map(|(ods, seed)| submission(ods, *seed))
+        .collect();
+    let reports: Vec<Value> = bodies
+        .iter()
+        .map(|b| serde_json::from_slice::<Value>(b).unwrap()["entry"][1]["resource"].clone())
+        .collect();
+    for body in &bodies {
+        gateway.submit(&client, body).await;
+    }
+    gateway.submit(&client, &submission("RQ3", 57)).await;
+
+    let events = |r: &[common::gateway::Received]| {
+        r.iter()
+            .filter(|r| r.number > 0 && r.accepted())
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    let got = events(
+        &y61.wait_until(WAIT, "three regional notifications", |r| {
+            events(r).len() >= 3
+        })
+        .await,
+    );
+    let from_y60 = events(
+        &y60.wait_until(WAIT, "the Y60 notification", |r| !events(r).is_empty())
+            .await,
+    );
+    let pushed = push
+        .wait_until(WAIT, "three regional pushes", |r| {
+            accepted_numbers(r).len() >= 3
+        })
+        .await;
+    assert_eq!(accepted_numbers(&got), [1, 2, 3]);
+    assert_eq!(accepted_numbers(&pushed), [1, 2, 3]);
+
+    let jwks = jwks(&gateway).await;
+    let mut expected = (0, 0);
+    for (k, ((notification, pushed), report)) in got.iter().zip(&pushed).zip(&reports).enumerate() {
+        let add = counts(report, Some("stillbirth-rate"));
+        expected = (expected.0 + add.0, expected.1 + add.1);
+        let note: Value = serde_json::from_slice(&notification.body).unwrap();
+        assert_eq!(note["type"], "history");
+        let text = note["entry"][0]["resource"].to_string();
+        assert!(text.contains("event-notification"), "{text}");
+        assert!(text.contains(topic), "{text}");
+        let bundle = &note["entry"][1]["resource"];
+        assert_eq!(bundle["id"], notification.bundle_id.as_str());
+        let bytes = serde_json::to_vec(bundle).unwrap();
+        let check = forward::verify(&bytes, &jwks, None);
+        assert!(check.passed(), "#{}: {:?}", k + 1, check.checks);
+        cli_verify(&gateway, site.dir.path(), &format!("y61-{k}.json"), &bytes).await;
+        assert_eq!(
+            regional_stillbirths(bundle, "Y61"),
+            (expected, (k as u64 + 1, 3)),
+            "notification #{}",
+            k + 1
+        );
+        // The static destination gets its own build of the same state.
+        let direct: Value = serde_json::from_slice(&pushed.body).unwrap();
+        assert!(forward::verify(&pushed.body, &jwks, None).passed());
+        assert_eq!(
+            regional_stillbirths(&direct, "Y61"),
+            (expected, (k as u64 + 1, 3)),
+            "push #{}",
+            k + 1
+        );
+        assert_eq!(
+            direct["entry"][0]["resource"]["destination"][0]["name"],
+            "y61-push"
+        );
+    }
+
+    // Y60: one event, number 1, the bundle of Y60 alone.
+    assert_eq!(accepted_numbers(&from_y60), [1]);
+    let note: Value = serde_json::from_slice(&from_y60[0].body).unwrap();
+    let bundle = &note["entry"][1]["resource"];
+    let rq3: Value = serde_json::from_slice::<Value>(&submission("RQ3", 57)).unwrap();
+    assert_eq!(
+        regional_stillbirths(bundle, "Y60"),
+        (
+            counts(&rq3["entry"][1]["resource"], Some("stillbirth-rate")),
+            (1, 2)
+        )
+    );
+
+    // The pull destination's feed holds the same three events. Its bundles are built at this
+    // first read, after all the submissions: each still holds the values as they stood at its
+    // own event.
+    let feed: Value = client
+        .get(format!(
+            "{}/$events?destination=regional-feed&since=0",
+            gateway.fhir()
+        ))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let entries = feed["entry"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{feed}");
+    let mut so_far = (0, 0);
+    for (k, (entry, report)) in entries.iter().zip(&reports).enumerate() {
+        let add = counts(report, Some("stillbirth-rate"));
+        so_far = (so_far.0 + add.0, so_far.1 + add.1);
+        let bytes = serde_json::to_vec(&entry["resource"]).unwrap();
+        assert!(
+            forward::verify(&bytes, &jwks, None).passed(),
+            "feed #{}",
+            k + 1
+        );
+        assert_eq!(
+            regional_stillbirths(&entry["resource"], "Y61"),
+            (so_far, (k as u64 + 1, 3)),
+            "feed #{}",
+            k + 1
+        );
+    }
+
+    // Nothing more arrived: Y61 got no Y60 event, nobody got the rejected one.
+    assert_eq!(events(&y61.received()).len(), 3);
+    assert_eq!(events(&y60.received()).len(), 1);
+}
+
 mod sqlite {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn normal_delivery() {
@@ -608,6 +890,10 @@ mod sqlite {
     async fn pull_feed_and_replay() {
         super::pull_feed_and_replay(false).await;
     }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regional_bundles() {
+        super::regional_bundles(false).await;
+    }
 }
 
 mod postgres {
@@ -626,5 +912,9 @@ mod postgres {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn pull_feed_and_replay() {
         super::pull_feed_and_replay(true).await;
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn regional_bundles() {
+        super::regional_bundles(true).await;
     }
 }

@@ -35,13 +35,14 @@ fn submission(status: SubmissionStatus, n: u32) -> NewSubmission {
         } else {
             vec![]
         },
-        event: Some(OutboxEvent {
+        events: vec![OutboxEvent {
             topic: TOPIC_SUBMISSION.into(),
             reporter: Some("RM1".into()),
             icb: Some("QMM".into()),
             region: Some("Y61".into()),
             indicators: vec!["stillbirth-rate".into()],
-        }),
+            period: None,
+        }],
         indicator_values: vec![],
     }
 }

@@ -33,7 +33,7 @@ async fn commit(store: &Arc<dyn Store>, values: &[IndicatorValue]) -> Uuid {
             outcome: json!({"resourceType": "OperationOutcome", "issue": []}),
             response: None,
             resources: vec![],
-            event: None,
+            events: Vec::new(),
             indicator_values: values.to_vec(),
         })
         .await

@@ -125,7 +125,7 @@ fn crash_child() {
                     resource: json!({"resourceType": "MeasureReport", "status": "complete"}),
                     identifier: Some(("urn:crash".into(), n.to_string())),
                 }],
-                event: None,
+                events: Vec::new(),
                 indicator_values: vec![],
             };
             let id = submission.id;

@@ -222,7 +222,7 @@ fn submission(
             |m| json!({"resourceType": "Bundle", "type": "message", "id": format!("resp-{m}")}),
         ),
         resources,
-        event: None,
+        events: Vec::new(),
         indicator_values: vec![],
     }
 }

@@ -176,7 +176,7 @@ pub const RESOURCES: &[ResourceDef] = &[
         ],
         conditional_create: false,
         backing: Backing::Subscriptions,
-        operations: &[SUBSCRIPTION_STATUS],
+        operations: &[SUBSCRIPTION_STATUS, SUBSCRIPTION_EVENTS],
         search_params: &[
             SearchParam {
                 name: "status",
@@ -263,7 +263,8 @@ pub const SUBSCRIPTION_EVENTS: OperationDef = OperationDef {
 };
 
 /// Operations answered on GET: they read, they change nothing.
-/// (`SUBSCRIPTION_EVENTS` is an instance operation: not listed at system level.)
+/// (`SUBSCRIPTION_STATUS` and `SUBSCRIPTION_EVENTS` are instance operations: listed on the
+/// Subscription resource, not at system level.)
 pub const READ_OPERATIONS: &[OperationDef] = &[REGIONAL_BUNDLE, EVENTS_FEED];
 
 /// Plain JSON (not FHIR) endpoints for charts: `GET /api/indicators/{code}/series?org=QMM`.

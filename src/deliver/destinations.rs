@@ -1,11 +1,15 @@
 //! Delivery settings and statically configured destinations (`[deliver]` and
 //! `[[deliver.destination]]` in the config file).
 //!
-//! A static destination receives the forwarded FHIR message Bundle of every accepted submission
-//! that matches its filters: `push` destinations at their own `$process-message` endpoint, `pull`
-//! destinations (consumers behind firewalls) by reading `GET /fhir/$events?destination=NAME`
-//! with a cursor. Filters are lists; an empty list matches everything, values within a list are
-//! alternatives, and the lists must all match (`reporter = ["RM1", "RGP"]`, `icb = ["QMM"]`).
+//! A static destination receives, for every event of its topic that matches its filters, a
+//! signed FHIR message Bundle: `push` destinations at their own `$process-message` endpoint,
+//! `pull` destinations (consumers behind firewalls) by reading
+//! `GET /fhir/$events?destination=NAME` with a cursor. The topic (`topic`, a SubscriptionTopic
+//! canonical or its id, [`Topic`]) is the validated-submission topic unless it names the
+//! regional-bundle topic: then each accepted trust submission with indicator values brings the
+//! consolidated bundle of the trust's region for the period it reported. Filters are lists; an
+//! empty list matches everything, values within a list are alternatives, and the lists must all
+//! match (`reporter = ["RM1", "RGP"]`, `icb = ["QMM"]`).
 //!
 //! ```toml
 //! [deliver]
@@ -17,6 +21,12 @@
 //! receiver_ods = "QMM"
 //! icb = ["QMM"]
 //! headers = { Authorization = "Bearer ..." }
+//!
+//! [[deliver.destination]]
+//! name = "y61-regional"
+//! topic = "https://fhir.pqom-gateway.org/SubscriptionTopic/pqom-regional-bundle"
+//! endpoint = "https://regional.example.nhs.uk/fhir/$process-message"
+//! region = ["Y61"]
 //! ```
 
 use std::collections::BTreeMap;
@@ -25,7 +35,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::retry::Backoff;
-use crate::store::outbox::{OutboxEvent, TOPIC_SUBMISSION};
+use super::subscription::Topic;
+use crate::store::outbox::OutboxEvent;
 
 /// How a destination gets its bundles.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -46,6 +57,9 @@ pub struct DestinationConfig {
     pub name: String,
     #[serde(default)]
     pub kind: Kind,
+    /// The topic: a SubscriptionTopic canonical ([`Topic::url`]) or its id ([`Topic::id`]);
+    /// absent: the validated-submission topic.
+    pub topic: Option<String>,
     /// `$process-message` URL of the receiver (push only).
     pub endpoint: Option<String>,
     /// ODS code of the receiving organisation (`MessageHeader.destination.receiver`).
@@ -68,12 +82,22 @@ pub struct DestinationConfig {
 }
 
 impl DestinationConfig {
+    /// The destination's topic (`None`: `topic` names none; [`DeliverConfig::check`] refuses
+    /// that at start).
+    pub fn topic(&self) -> Option<Topic> {
+        match &self.topic {
+            None => Some(Topic::Submission),
+            Some(t) => Topic::from_url(t).or_else(|| Topic::ALL.into_iter().find(|x| x.id() == t)),
+        }
+    }
+
     /// Whether an event is for this destination.
     pub fn matches(&self, event: &OutboxEvent) -> bool {
         let one_of = |list: &[String], value: Option<&str>| {
             list.is_empty() || value.is_some_and(|v| list.iter().any(|x| x.eq_ignore_ascii_case(v)))
         };
-        event.topic == TOPIC_SUBMISSION
+        self.topic()
+            .is_some_and(|t| t.outbox_topic() == event.topic)
             && one_of(&self.reporter, event.reporter.as_deref())
             && one_of(&self.icb, event.icb.as_deref())
             && one_of(&self.region, event.region.as_deref())
@@ -161,6 +185,15 @@ impl DeliverConfig {
                     d.name
                 ));
             }
+            if d.topic().is_none() {
+                return Err(format!(
+                    "deliver.destination {:?} topic {:?} is not a topic of this gateway; \
+                     expected one of {}",
+                    d.name,
+                    d.topic.as_deref().unwrap_or_default(),
+                    Topic::ALL.map(|t| format!("{:?}", t.url())).join(", ")
+                ));
+            }
             if !names.insert(d.name.as_str()) {
                 return Err(format!(
                     "deliver.destination name {:?} is used twice",
@@ -212,6 +245,7 @@ impl DeliverConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::outbox::{TOPIC_REGIONAL_BUNDLE, TOPIC_SUBMISSION};
 
     fn event(reporter: &str, icb: &str, region: &str) -> OutboxEvent {
         OutboxEvent {
@@ -220,6 +254,7 @@ mod tests {
             icb: Some(icb.into()),
             region: Some(region.into()),
             indicators: vec!["stillbirth-rate".into()],
+            period: None,
         }
     }
 
@@ -240,6 +275,33 @@ mod tests {
         assert!(all.matches(&event("RQ3", "QHL", "Y60")));
         let ind = dest("name = \"c\"\nendpoint = \"http://x\"\nindicator = [\"vbac\"]");
         assert!(!ind.matches(&event("RM1", "QMM", "Y61")));
+    }
+
+    #[test]
+    fn a_destination_takes_the_events_of_its_topic_only() {
+        let regional_event = OutboxEvent {
+            topic: TOPIC_REGIONAL_BUNDLE.into(),
+            ..event("RM1", "QMM", "Y61")
+        };
+        let submissions = dest("name = \"a\"\nendpoint = \"http://x\"");
+        assert!(submissions.matches(&event("RM1", "QMM", "Y61")));
+        assert!(!submissions.matches(&regional_event));
+        for topic in [Topic::RegionalBundle.url(), Topic::RegionalBundle.id()] {
+            let regional = dest(&format!(
+                "name = \"r\"\nendpoint = \"http://x\"\ntopic = \"{topic}\"\nregion = [\"Y61\"]"
+            ));
+            assert!(regional.matches(&regional_event), "{topic}");
+            assert!(!regional.matches(&event("RM1", "QMM", "Y61")), "{topic}");
+            let elsewhere = OutboxEvent {
+                region: Some("Y60".into()),
+                ..regional_event.clone()
+            };
+            assert!(!regional.matches(&elsewhere), "{topic}");
+        }
+        let unknown: DeliverConfig =
+            toml::from_str("[[destination]]\nname = \"a\"\nkind = \"pull\"\ntopic = \"regional\"")
+                .unwrap();
+        assert!(unknown.check().unwrap_err().contains("not a topic"));
     }
 
     #[test]

@@ -19,6 +19,12 @@
 //! - A slow or dead receiver holds up only itself: at most one delivery per destination is in
 //!   flight, `max_in_flight` across all, each with a request timeout.
 //!
+//! What is sent depends on the event's topic: a `submission` event brings the forwarded message
+//! Bundle of the trust's submission ([`forward`]); a `regional-bundle` event the consolidated
+//! bundle of its region and period ([`super::regional`]), built from the indicator values as
+//! they stood at the event's commit, so that each event's bundle says what that submission
+//! changed however late it is built. Subscriptions get either inside an event notification.
+//!
 //! The forwarded bundle is built at the first attempt rather than at fan-out: fan-out stays a
 //! short transaction (no signing, no large reads inside the dispatcher lock), and a destination
 //! that is never sent to (a pull feed nobody reads) costs nothing. It is then stored, because
@@ -41,10 +47,11 @@ use super::notification::{self, NotificationEvent, NotificationStatus};
 use super::provenance::Gateway;
 use super::retry::{self, Next};
 use super::subscription::{self, EventFacts, SubscriptionSpec, Topic};
+use crate::pipeline::{PeriodRange, RegionalParts, RegionalScope};
 use crate::store::index::micros;
 use crate::store::outbox::{
     Claimed, DeliveryRecord, EventRecord, Fanout, Finish, Outbox, TOPIC_REGIONAL_BUNDLE,
-    TOPIC_SUBMISSION, static_key, subscription_key,
+    static_key, subscription_key,
 };
 use crate::store::{IndicatorQuery, Store, StoreError, StoredSubscription, SubscriptionStatus};
 
@@ -125,11 +132,9 @@ fn spec_of(stored: &StoredSubscription) -> Option<SubscriptionSpec> {
 }
 
 fn topic_of(event: &EventRecord) -> Option<Topic> {
-    match event.event.topic.as_str() {
-        TOPIC_SUBMISSION => Some(Topic::Submission),
-        TOPIC_REGIONAL_BUNDLE => Some(Topic::RegionalBundle),
-        _ => None,
-    }
+    Topic::ALL
+        .into_iter()
+        .find(|t| t.outbox_topic() == event.event.topic)
 }
 
 fn facts_of(event: &EventRecord) -> EventFacts {
@@ -845,6 +850,9 @@ impl Engine {
             .event(event_seq)
             .await?
             .ok_or_else(|| EngineError::Missing(format!("event {event_seq}")))?;
+        if event.event.topic == TOPIC_REGIONAL_BUNDLE {
+            return self.build_regional(destination, &event, bundle_id).await;
+        }
         let submission = self
             .store
             .submission(event.submission_id)
@@ -893,6 +901,63 @@ impl Engine {
         // Signing a large bundle is CPU work: off the async workers.
         let forwarded = tokio::task::block_in_place(|| forward::build(&input, signer))?;
         Ok(forwarded.body)
+    }
+
+    /// Build and sign the consolidated regional bundle of a `regional-bundle` event: its
+    /// region and period, from the values as they stood at the event's commit (a bundle built
+    /// after later submissions, or for a destination added since, still says what this event
+    /// changed; the next event carries the next state).
+    async fn build_regional(
+        &self,
+        destination: &str,
+        event: &EventRecord,
+        bundle_id: Uuid,
+    ) -> Result<Vec<u8>, EngineError> {
+        let mapper = self.mapper.as_deref().ok_or_else(|| {
+            EngineError::Missing("the indicator mappings (a regional bundle pools values)".into())
+        })?;
+        let (Some(region), Some(period)) = (&event.event.region, &event.event.period) else {
+            return Err(EngineError::Missing(format!(
+                "the region or period of regional event {}",
+                event.seq
+            )));
+        };
+        let region = self
+            .directory
+            .organisation(region)
+            .cloned()
+            .unwrap_or_else(|| Organisation {
+                ods: region.clone(),
+                name: region.clone(),
+            });
+        let range = PeriodRange {
+            from: Some(period.start.clone()),
+            to: Some(period.start.clone()),
+        };
+        let scope = RegionalScope {
+            region: &region,
+            period: &range,
+            period_end: Some(&period.end),
+            as_of: Some(event.created_at),
+        };
+        let parts = RegionalParts {
+            store: &*self.store,
+            mapper,
+            directory: &self.directory,
+            gateway: &self.gateway,
+            signer: self.keys.signer(),
+        };
+        let dest = self.forward_destination(destination).await?;
+        let built: forward::Forwarded = crate::pipeline::regional_bundle::<EngineError>(
+            &parts,
+            &scope,
+            bundle_id,
+            Some(&dest),
+            &forward::fhir_instant(event.created_at),
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+        Ok(built.body)
     }
 
     /// The indicator MeasureReports of the values the event's submission recorded. They are

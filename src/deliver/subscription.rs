@@ -31,7 +31,10 @@
 //! # Filters
 //!
 //! `reporter` (the submitting trust's ODS code), `icb`, `region` (ODS codes) and `indicator` (a
-//! `pqom-indicator` code). The same name repeated (or comma-separated values) is OR; different
+//! `pqom-indicator` code), on both topics. On the regional-bundle topic `region` is the region
+//! the bundle consolidates, and `reporter`, `icb` and `indicator` describe the accepted
+//! submission that changed it (its trust, the trust's ICB, the codes it recorded for the
+//! bundle's period). The same name repeated (or comma-separated values) is OR; different
 //! names are AND (the IG: "when multiple filters are applied, evaluates to true if all the
 //! conditions are met").
 
@@ -95,6 +98,14 @@ impl Topic {
         }
     }
 
+    /// The `outbox_event.topic` of this topic's events (`store::outbox`).
+    pub fn outbox_topic(self) -> &'static str {
+        match self {
+            Topic::Submission => crate::store::outbox::TOPIC_SUBMISSION,
+            Topic::RegionalBundle => crate::store::outbox::TOPIC_REGIONAL_BUNDLE,
+        }
+    }
+
     /// The topic with this canonical (a `|version` suffix is ignored).
     pub fn from_url(url: &str) -> Option<Topic> {
         let url = url.split('|').next().unwrap_or(url);
@@ -123,8 +134,38 @@ impl Topic {
                  focus is the signed forwarded message Bundle (MessageHeader event pqom-forward)."
             }
             Topic::RegionalBundle => {
-                "A consolidated bundle of indicator values for an ICB or region was assembled; the \
-                 notification's focus is the signed message Bundle (event pqom-regional-bundle)."
+                "A trust's accepted submission changed its NHS England region's indicator values \
+                 for a reporting period; the notification's focus is the signed consolidated \
+                 message Bundle of that region and period (event pqom-regional-bundle): pooled \
+                 region and ICB reports and each trust's values, as they stood after that \
+                 submission. One event per period the submission reported."
+            }
+        }
+    }
+
+    /// What each filter parameter means on this topic (`canFilterBy.description`).
+    fn filter_doc(self, param: FilterParam) -> &'static str {
+        match (self, param) {
+            (Topic::Submission, FilterParam::Reporter) => "ODS code of the submitting trust",
+            (Topic::Submission, FilterParam::Icb) => {
+                "ODS code of the trust's integrated care board"
+            }
+            (Topic::Submission, FilterParam::Region) => "ODS code of the NHS England region",
+            (Topic::Submission, FilterParam::Indicator) => {
+                "A pqom-indicator code the submission reports (mapped Annex 1 indicators)"
+            }
+            (Topic::RegionalBundle, FilterParam::Region) => {
+                "ODS code of the NHS England region the bundle consolidates"
+            }
+            (Topic::RegionalBundle, FilterParam::Icb) => {
+                "ODS code of the integrated care board of the trust whose submission changed \
+                 the bundle"
+            }
+            (Topic::RegionalBundle, FilterParam::Reporter) => {
+                "ODS code of the trust whose submission changed the bundle"
+            }
+            (Topic::RegionalBundle, FilterParam::Indicator) => {
+                "A pqom-indicator code that submission recorded for the bundle's period"
             }
         }
     }
@@ -144,35 +185,34 @@ impl Topic {
                 ]
             })
         };
+        let mut extension = vec![
+            json!({ "url": format!("{EXT}.url"), "valueUri": self.url() }),
+            json!({ "url": format!("{EXT}.version"), "valueString": env!("CARGO_PKG_VERSION") }),
+            json!({ "url": format!("{EXT}.title"), "valueString": self.title() }),
+            json!({ "url": format!("{EXT}.status"), "valueCode": "active" }),
+            json!({ "url": format!("{EXT}.description"), "valueMarkdown": self.description() }),
+            json!({
+                "url": format!("{EXT}.resourceTrigger"),
+                "extension": [
+                    { "url": "description", "valueMarkdown": self.description() },
+                    { "url": "resource", "valueUri": "Bundle" },
+                    { "url": "supportedInteraction", "valueCode": "create" },
+                ]
+            }),
+        ];
+        extension.extend(
+            FilterParam::ALL
+                .into_iter()
+                .map(|p| can_filter(p.name(), self.filter_doc(p))),
+        );
+        extension.push(json!({
+            "url": format!("{EXT}.notificationShape"),
+            "extension": [ { "url": "resource", "valueUri": "Bundle" } ]
+        }));
         json!({
             "resourceType": "Basic",
             "id": self.id(),
-            "extension": [
-                { "url": format!("{EXT}.url"), "valueUri": self.url() },
-                { "url": format!("{EXT}.version"), "valueString": env!("CARGO_PKG_VERSION") },
-                { "url": format!("{EXT}.title"), "valueString": self.title() },
-                { "url": format!("{EXT}.status"), "valueCode": "active" },
-                { "url": format!("{EXT}.description"), "valueMarkdown": self.description() },
-                {
-                    "url": format!("{EXT}.resourceTrigger"),
-                    "extension": [
-                        { "url": "description", "valueMarkdown": self.description() },
-                        { "url": "resource", "valueUri": "Bundle" },
-                        { "url": "supportedInteraction", "valueCode": "create" },
-                    ]
-                },
-                can_filter("reporter", "ODS code of the submitting trust"),
-                can_filter("icb", "ODS code of the trust's integrated care board"),
-                can_filter("region", "ODS code of the NHS England region"),
-                can_filter(
-                    "indicator",
-                    "A pqom-indicator code the submission reports (mapped Annex 1 indicators)",
-                ),
-                {
-                    "url": format!("{EXT}.notificationShape"),
-                    "extension": [ { "url": "resource", "valueUri": "Bundle" } ]
-                },
-            ],
+            "extension": extension,
             "code": {
                 "coding": [ {
                     "system": "http://hl7.org/fhir/fhir-types",

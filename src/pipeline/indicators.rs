@@ -124,7 +124,7 @@ impl Pipeline {
             .to_json(),
             response: None,
             resources,
-            event: None,
+            events: Vec::new(),
             indicator_values: Vec::new(),
         };
         match self.store.commit_submission(submission).await? {

@@ -31,8 +31,8 @@ use crate::deliver::regional::{self, RegionalInput, SourceSubmission};
 use crate::fhir::{CANONICAL_BASE, Issue, IssueType, ODS_ORG_SYSTEM};
 use crate::map::pool::Directory as _;
 use crate::map::{IndicatorValue, Level, Mapper};
-use crate::store::IndicatorQuery;
 use crate::store::search::{DEFAULT_COUNT, MAX_COUNT};
+use crate::store::{IndicatorQuery, Store, StoreError, StoredIndicatorValue};
 
 /// Whose values a report is about.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -492,8 +492,8 @@ impl Pipeline {
     }
 
     /// Build and sign the consolidated regional bundle of `region` for `period`
-    /// ([`crate::deliver::regional`]). The caller checked that `region` is a region of the
-    /// directory.
+    /// ([`crate::deliver::regional`]) from the current values. The caller checked that
+    /// `region` is a region of the directory.
     pub async fn regional_bundle(
         &self,
         region: &Organisation,
@@ -507,73 +507,177 @@ impl Pipeline {
                 "the regional bundle needs the indicator mappings and the organisation directory",
             ));
         };
-        let members = dir.members(&region.ods, Level::Region);
-        let stored = if members.is_empty() {
-            Vec::new()
-        } else {
-            self.store
-                .indicator_values(&IndicatorQuery {
-                    trusts: members.clone(),
-                    period_from: period.from.clone(),
-                    period_to: period.to.clone(),
-                    ..IndicatorQuery::default()
-                })
-                .await?
-        };
-        // The submissions behind the values, once each, with the trust they came from.
-        let mut by_submission: BTreeMap<Uuid, String> = BTreeMap::new();
-        for s in &stored {
-            by_submission
-                .entry(s.submission_id)
-                .or_insert_with(|| s.value.trust.clone());
-        }
-        let mut sources = Vec::with_capacity(by_submission.len());
-        for (id, trust) in by_submission {
-            if let Some(sub) = self.store.submission(id).await? {
-                sources.push(SourceSubmission {
-                    trust,
-                    message_id: sub.message_id,
-                    sha256: sub.sha256,
-                });
-            }
-        }
-        let values: Vec<IndicatorValue> = stored.into_iter().map(|s| s.value).collect();
-        let date = today();
-        let sorted = |reports: Vec<Value>| {
-            let mut keyed: Vec<(ReportKey, Value)> =
-                reports.into_iter().map(|r| (report_key(&r), r)).collect();
-            keyed.sort_by(|a, b| a.0.cmp(&b.0));
-            keyed.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
-        };
-        let region_reports =
-            sorted(mapper.pooled_reports(&mapper.pool(&values, Level::Region, dir).values, &date));
-        let icb_reports =
-            sorted(mapper.pooled_reports(&mapper.pool(&values, Level::Icb, dir).values, &date));
-        let trust_reports = sorted(mapper.indicator_reports(&values, &date));
-        let reported: BTreeSet<&str> = values.iter().map(|v| v.trust.as_str()).collect();
-        let org = |ods: &str| {
-            dir.organisation(ods).cloned().unwrap_or(Organisation {
-                ods: ods.to_owned(),
-                name: ods.to_owned(),
-            })
-        };
-        let trusts_reported: Vec<Organisation> = reported.into_iter().map(org).collect();
-        let trusts_expected: Vec<Organisation> = members.iter().map(|m| org(m)).collect();
-        let input = RegionalInput {
-            bundle_id: Uuid::new_v4(),
+        let scope = RegionalScope {
             region,
-            region_reports: &region_reports,
-            icb_reports: &icb_reports,
-            trust_reports: &trust_reports,
-            trusts_reported: &trusts_reported,
-            trusts_expected: &trusts_expected,
-            sources: &sources,
-            destination,
-            gateway,
-            now: OffsetDateTime::now_utc(),
+            period,
+            period_end: None,
+            as_of: None,
         };
-        Ok(regional::build(&input, signer)?)
+        let parts = RegionalParts {
+            store: &*self.store,
+            mapper,
+            directory: dir,
+            gateway,
+            signer,
+        };
+        regional_bundle(
+            &parts,
+            &scope,
+            Uuid::new_v4(),
+            destination,
+            &today(),
+            OffsetDateTime::now_utc(),
+        )
+        .await
     }
+}
+
+/// Which values a consolidated regional bundle holds.
+#[derive(Debug, Clone, Copy)]
+pub struct RegionalScope<'a> {
+    pub region: &'a Organisation,
+    /// Periods starting within this range.
+    pub period: &'a PeriodRange,
+    /// Only periods ending exactly here (a period as submitted, for an outbox event).
+    pub period_end: Option<&'a str>,
+    /// The values as they stood when this commit was made: each (indicator, trust, period)'s
+    /// latest values recorded at or before it, even if a later submission has replaced them.
+    /// `None`: the current values.
+    pub as_of: Option<OffsetDateTime>,
+}
+
+/// What building a regional bundle reads and signs with.
+#[derive(Clone, Copy)]
+pub struct RegionalParts<'a> {
+    pub store: &'a dyn Store,
+    pub mapper: &'a Mapper,
+    pub directory: &'a Directory,
+    pub gateway: &'a Gateway,
+    pub signer: &'a SigningKey,
+}
+
+/// Gather the values of a [`RegionalScope`] (pooled region and ICB reports, the trusts' own,
+/// completeness, source submissions) and build and sign the bundle. Shared by
+/// `GET /fhir/Bundle/$regional` (current values) and the delivery engine (the values as of the
+/// event's commit, so that a bundle built late or rebuilt says what that event changed).
+/// `date` is the reports' `date`; `now` the bundle's timestamp.
+pub async fn regional_bundle<E>(
+    parts: &RegionalParts<'_>,
+    scope: &RegionalScope<'_>,
+    bundle_id: Uuid,
+    destination: Option<&Destination>,
+    date: &str,
+    now: OffsetDateTime,
+) -> Result<Forwarded, E>
+where
+    E: From<StoreError> + From<crate::deliver::forward::ForwardError>,
+{
+    let (mapper, dir) = (parts.mapper, parts.directory);
+    let region = scope.region;
+    let members = dir.members(&region.ods, Level::Region);
+    let stored = if members.is_empty() {
+        Vec::new()
+    } else {
+        parts
+            .store
+            .indicator_values(&IndicatorQuery {
+                trusts: members.clone(),
+                period_from: scope.period.from.clone(),
+                period_to: scope.period.to.clone(),
+                include_history: scope.as_of.is_some(),
+                ..IndicatorQuery::default()
+            })
+            .await?
+    };
+    let stored: Vec<StoredIndicatorValue> = stored
+        .into_iter()
+        .filter(|s| scope.period_end.is_none_or(|end| s.value.period.end == end))
+        .collect();
+    let stored = match scope.as_of {
+        Some(at) => as_of(stored, at),
+        None => stored,
+    };
+    // The submissions behind the values, once each, with the trust they came from.
+    let mut by_submission: BTreeMap<Uuid, String> = BTreeMap::new();
+    for s in &stored {
+        by_submission
+            .entry(s.submission_id)
+            .or_insert_with(|| s.value.trust.clone());
+    }
+    let mut sources = Vec::with_capacity(by_submission.len());
+    for (id, trust) in by_submission {
+        if let Some(sub) = parts.store.submission(id).await? {
+            sources.push(SourceSubmission {
+                trust,
+                message_id: sub.message_id,
+                sha256: sub.sha256,
+            });
+        }
+    }
+    let values: Vec<IndicatorValue> = stored.into_iter().map(|s| s.value).collect();
+    let sorted = |reports: Vec<Value>| {
+        let mut keyed: Vec<(ReportKey, Value)> =
+            reports.into_iter().map(|r| (report_key(&r), r)).collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        keyed.into_iter().map(|(_, r)| r).collect::<Vec<_>>()
+    };
+    let region_reports =
+        sorted(mapper.pooled_reports(&mapper.pool(&values, Level::Region, dir).values, date));
+    let icb_reports =
+        sorted(mapper.pooled_reports(&mapper.pool(&values, Level::Icb, dir).values, date));
+    let trust_reports = sorted(mapper.indicator_reports(&values, date));
+    let reported: BTreeSet<&str> = values.iter().map(|v| v.trust.as_str()).collect();
+    let org = |ods: &str| {
+        dir.organisation(ods).cloned().unwrap_or(Organisation {
+            ods: ods.to_owned(),
+            name: ods.to_owned(),
+        })
+    };
+    let trusts_reported: Vec<Organisation> = reported.into_iter().map(org).collect();
+    let trusts_expected: Vec<Organisation> = members.iter().map(|m| org(m)).collect();
+    let input = RegionalInput {
+        bundle_id,
+        region,
+        region_reports: &region_reports,
+        icb_reports: &icb_reports,
+        trust_reports: &trust_reports,
+        trusts_reported: &trusts_reported,
+        trusts_expected: &trusts_expected,
+        sources: &sources,
+        destination,
+        gateway: parts.gateway,
+        now,
+    };
+    Ok(regional::build(&input, parts.signer)?)
+}
+
+/// The values (current and superseded) as they stood at `at`: of each (indicator, trust,
+/// period), the rows of the latest submission recorded at or before `at`. A resubmission
+/// replaces a key's rows as a whole (`store::indicators`), so the latest submission's rows are
+/// that key's values at the time.
+fn as_of(values: Vec<StoredIndicatorValue>, at: OffsetDateTime) -> Vec<StoredIndicatorValue> {
+    type Key = (String, String, crate::map::Period);
+    let key = |s: &StoredIndicatorValue| -> Key {
+        (
+            s.value.indicator.clone(),
+            s.value.trust.clone(),
+            s.value.period.clone(),
+        )
+    };
+    let values: Vec<StoredIndicatorValue> =
+        values.into_iter().filter(|s| s.recorded_at <= at).collect();
+    let mut latest: BTreeMap<Key, (OffsetDateTime, Uuid)> = BTreeMap::new();
+    for s in &values {
+        let candidate = (s.recorded_at, s.submission_id);
+        latest
+            .entry(key(s))
+            .and_modify(|l| *l = (*l).max(candidate))
+            .or_insert(candidate);
+    }
+    values
+        .into_iter()
+        .filter(|s| latest.get(&key(s)).map(|l| l.1) == Some(s.submission_id))
+        .collect()
 }
 
 /// The total of a (trust or pooled) indicator report as a series point.

@@ -1,9 +1,10 @@
 //! Each backend's SQL migrations, embedded in the binary so that it needs no files at run time.
 //!
 //! Numbering is per concern (docs/CONVENTIONS.md): `0001` spine (submissions, resources),
-//! `0002` indicators, `0003` subscriptions, `0004` the delivery outbox. To add one, put
-//! `NNNN_name.sql` in both `migrations/sqlite` and `migrations/postgres` and add one line to each
-//! list below. Applied migrations are checksummed: never edit one that has shipped, add a new one.
+//! `0002` indicators, `0003` subscriptions, `0004` the delivery outbox, `0005` the outbox
+//! events' reporting period. To add one, put `NNNN_name.sql` in both `migrations/sqlite` and
+//! `migrations/postgres` and add one line to each list below. Applied migrations are
+//! checksummed: never edit one that has shipped, add a new one.
 
 use std::borrow::Cow;
 
@@ -30,6 +31,11 @@ const SQLITE: &[Embedded] = &[
         "outbox",
         include_str!("migrations/sqlite/0004_outbox.sql"),
     ),
+    (
+        5,
+        "outbox period",
+        include_str!("migrations/sqlite/0005_outbox_period.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -52,6 +58,11 @@ const POSTGRES: &[Embedded] = &[
         4,
         "outbox",
         include_str!("migrations/postgres/0004_outbox.sql"),
+    ),
+    (
+        5,
+        "outbox period",
+        include_str!("migrations/postgres/0005_outbox_period.sql"),
     ),
 ];
 

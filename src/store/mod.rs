@@ -75,9 +75,10 @@ pub struct NewSubmission {
     pub response: Option<Value>,
     /// Resources to create or version. Empty when rejected.
     pub resources: Vec<ResourceWrite>,
-    /// The outbox event to write in the same transaction (accepted submissions that are to be
-    /// delivered; never set for a rejected one, and the store ignores it if it is).
-    pub event: Option<outbox::OutboxEvent>,
+    /// The outbox events to write in the same transaction, in this order (accepted submissions
+    /// that are to be delivered: the `submission` event, then the `regional-bundle` events;
+    /// never set for a rejected one, and the store ignores them if they are).
+    pub events: Vec<outbox::OutboxEvent>,
     /// The indicator values mapped from the submission ([`crate::map`]), written in the same
     /// transaction: they replace the current values of the same indicator, trust and period,
     /// and the replaced values stay as history. Empty when rejected or unmapped.

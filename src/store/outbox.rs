@@ -1,7 +1,9 @@
 //! The delivery outbox in both backends (migration `0004_outbox`).
 //!
-//! Owns three tables: `outbox_event` (one row per accepted submission, written by
-//! [`insert_event`](sqlite::insert_event) inside the commit that accepts it), `static_destination`
+//! Owns three tables: `outbox_event` (the events of an accepted submission: one on the
+//! `submission` topic, and one on the `regional-bundle` topic per reporting period it recorded
+//! indicator values for; written by [`insert_event`](sqlite::insert_event) inside the commit
+//! that accepts it), `static_destination`
 //! (event counter and status of each configured destination) and `delivery` (one row per event
 //! per destination, numbered per destination). What to send where, and how, is decided by
 //! `deliver::outbox`; this module only keeps the state durable and hands out claims:
@@ -39,8 +41,12 @@ pub struct OutboxEvent {
     /// The trust's ICB and region, from the organisation directory (None: not in it).
     pub icb: Option<String>,
     pub region: Option<String>,
-    /// `pqom-indicator` codes the submission mapped to.
+    /// `pqom-indicator` codes the submission mapped to (for a `regional-bundle` event: those
+    /// it recorded for `period`).
     pub indicators: Vec<String>,
+    /// The reporting period whose consolidated regional bundle changed (`regional-bundle`
+    /// events only), as submitted.
+    pub period: Option<crate::map::Period>,
 }
 
 /// A stored event.
@@ -301,7 +307,7 @@ fn parse_indicators(text: &str) -> StoreResult<Vec<String>> {
 }
 
 const EVENT_COLUMNS: &str = "seq, id, topic, CAST(submission_id AS TEXT), created_at, reporter, \
-     icb, region, indicators";
+     icb, region, indicators, period_start, period_end";
 const DELIVERY_COLUMNS: &str = "d.destination, d.number, d.event_seq, e.id, \
      CAST(e.submission_id AS TEXT), d.bundle_id, d.state, d.attempts, d.next_attempt_at, \
      d.last_status, d.last_error, e.created_at, d.delivered_at";
@@ -327,7 +333,8 @@ macro_rules! outbox_backend {
         ) -> StoreResult<()> {
             sqlx::query(q(
                 "INSERT INTO outbox_event (id, topic, submission_id, created_at, reporter, icb, \
-                 region, indicators) VALUES (?, ?, ?U, ?, ?, ?, ?, ?)",
+                 region, indicators, period_start, period_end) \
+                 VALUES (?, ?, ?U, ?, ?, ?, ?, ?, ?, ?)",
             ))
             .bind(Uuid::new_v4().to_string())
             .bind(event.topic.as_str())
@@ -337,6 +344,8 @@ macro_rules! outbox_backend {
             .bind(event.icb.as_deref())
             .bind(event.region.as_deref())
             .bind(indicators_json(&event.indicators))
+            .bind(event.period.as_ref().map(|p| p.start.as_str()))
+            .bind(event.period.as_ref().map(|p| p.end.as_str()))
             .execute(&mut **tx)
             .await?;
             Ok(())
@@ -346,6 +355,8 @@ macro_rules! outbox_backend {
             let id: String = row.try_get(1)?;
             let submission_id: String = row.try_get(3)?;
             let indicators: String = row.try_get(8)?;
+            let start: Option<String> = row.try_get(9)?;
+            let end: Option<String> = row.try_get(10)?;
             Ok(EventRecord {
                 seq: row.try_get(0)?,
                 id: uuid(&id, "event id")?,
@@ -357,6 +368,7 @@ macro_rules! outbox_backend {
                     icb: row.try_get(6)?,
                     region: row.try_get(7)?,
                     indicators: parse_indicators(&indicators)?,
+                    period: start.zip(end).map(|(start, end)| crate::map::Period { start, end }),
                 },
             })
         }

@@ -170,8 +170,10 @@ impl PostgresStore {
             &submission.indicator_values,
         )
         .await?;
-        if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
-            super::outbox::postgres::insert_event(&mut tx, submission.id, event, now).await?;
+        if submission.status == SubmissionStatus::Accepted {
+            for event in &submission.events {
+                super::outbox::postgres::insert_event(&mut tx, submission.id, event, now).await?;
+            }
         }
         tx.commit().await?;
         // Committed: no retry will need the resources again, so they move into the result.

@@ -193,8 +193,10 @@ impl Store for SqliteStore {
             &submission.indicator_values,
         )
         .await?;
-        if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
-            super::outbox::sqlite::insert_event(&mut tx, submission.id, event, now).await?;
+        if submission.status == SubmissionStatus::Accepted {
+            for event in &submission.events {
+                super::outbox::sqlite::insert_event(&mut tx, submission.id, event, now).await?;
+            }
         }
         tx.commit().await?;
         Ok(CommitOutcome::Committed(written))

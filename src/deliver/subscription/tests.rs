@@ -371,3 +371,40 @@ fn topics_round_trip_and_publish_as_basic() {
         None
     );
 }
+
+#[test]
+fn the_regional_topic_filters_by_region_and_the_submission_that_changed_it() {
+    let mut v = example();
+    v["criteria"] = json!(Topic::RegionalBundle.url());
+    v["_criteria"]["extension"] = json!([
+        { "url": FILTER_CRITERIA, "valueString": "MeasureReport?region=Y61" }
+    ]);
+    let spec = parse(&v).unwrap();
+    assert_eq!(spec.topic, Topic::RegionalBundle);
+    let y61 = facts("RM1", "QMM", "Y61", &["stillbirth-rate"]);
+    assert!(spec.matches(Topic::RegionalBundle, &y61));
+    assert!(
+        !spec.matches(Topic::Submission, &y61),
+        "the submission topic"
+    );
+    assert!(!spec.matches(
+        Topic::RegionalBundle,
+        &facts("RQ3", "QHL", "Y60", &["stillbirth-rate"])
+    ));
+    // And the ICB, trust and indicator of the submission that changed the bundle.
+    v["_criteria"]["extension"] = json!([
+        { "url": FILTER_CRITERIA, "valueString": "MeasureReport?region=Y61&icb=QMM&indicator=vbac" }
+    ]);
+    let spec = parse(&v).unwrap();
+    assert!(
+        !spec.matches(Topic::RegionalBundle, &y61),
+        "no vbac recorded"
+    );
+    assert!(spec.matches(
+        Topic::RegionalBundle,
+        &facts("RGP", "QMM", "Y61", &["vbac"])
+    ));
+    // The published definition describes the filters in the regional topic's terms.
+    let text = Topic::RegionalBundle.definition().to_string();
+    assert!(text.contains("region the bundle consolidates"), "{text}");
+}
