@@ -103,12 +103,6 @@ impl Invariant {
             Imp::FhirPath(expr) => fhirpath_eval(expr, env, focus, ty),
         }
     }
-
-    /// Whether this invariant runs natively (tests: the PQOM profile's hot invariants must).
-    #[cfg(test)]
-    pub fn is_native(&self) -> bool {
-        matches!(self.imp, Imp::Native(..))
-    }
 }
 
 fn fhirpath_eval(expr: &Expr, env: &Env<'_>, focus: &Value, ty: &str) -> Result<bool, String> {

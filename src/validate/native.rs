@@ -11,8 +11,8 @@
 //! answers `None` and the caller evaluates the FHIRPath expression, which stays the authority.
 //! Tests at the bottom check that both agree on the reference report and on many broken copies.
 
-use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
 use smallvec::SmallVec;
+use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
 
 const MP: &str = "http://terminology.hl7.org/CodeSystem/measure-population";
 const IND: &str = "https://fhir.pqom-gateway.org/CodeSystem/pqom-indicator";
@@ -220,15 +220,18 @@ impl Native {
                 Some(ratio || all)
             }
             Native::StratumSystems => {
-                let mut all = true;
+                // Which stratifier codes are present, then one pass over the stratum codings.
+                let codes = system_codes(focus, STRAT)?;
+                let mut required: SmallVec<[&str; 2]> = SmallVec::new();
                 for (k, sys) in STRATUM_SYSTEMS {
-                    if has_coding(focus, STRAT, k)? {
-                        all &= stratum_codings(focus, &mut |c| Some(str_leaf(c, "system")? == Some(sys)))?;
-                    } else {
-                        // Still read the strata: an unreadable shape must go to the evaluator.
-                        stratum_codings(focus, &mut |c| str_leaf(c, "system").map(|_| true))?;
+                    if codes.contains(&k) {
+                        required.push(sys);
                     }
                 }
+                let all = stratum_codings(focus, &mut |c| {
+                    let s = str_leaf(c, "system")?;
+                    Some(required.iter().all(|r| s == Some(*r)))
+                })?;
                 Some(all)
             }
             Native::StrataSumLe | Native::StrataSumEq => {
@@ -236,16 +239,15 @@ impl Native {
                 let mut all = true;
                 each_obj(focus, "stratifier", &mut |sf| {
                     let selected = if self == Native::StrataSumLe {
-                        !has_coding(sf, STRAT, "insight-category")?
+                        !system_codes(sf, STRAT)?.contains(&"insight-category")
                     } else {
-                        let mut complete = false;
-                        for (k, n) in COMPLETE {
-                            // Both sides are read, as `and` does, so a bad shape is never hidden.
-                            let is_k = has_coding(sf, STRAT, k)?;
-                            let distinct = distinct_codes(sf, &["stratum", "value", "coding", "code"])?.0;
-                            complete |= is_k && distinct == n;
-                        }
-                        complete
+                        // Both sides of each `and` are read, so a bad shape is never hidden.
+                        let codes = system_codes(sf, STRAT)?;
+                        let distinct =
+                            distinct_codes(sf, &["stratum", "value", "coding", "code"])?.0;
+                        COMPLETE
+                            .iter()
+                            .any(|(k, n)| codes.contains(k) && distinct == *n)
                     };
                     let mut sum = [0i64; 3];
                     each_obj(sf, "stratum", &mut |st| {
@@ -316,14 +318,18 @@ impl Native {
 /// would read as a choice element.
 fn field<'j>(o: &'j Object, name: &str) -> Option<Option<&'j Value>> {
     let mut found = None;
+    let name = name.as_bytes();
     for (k, v) in o.iter() {
-        if k == name {
-            if found.is_some() {
-                return None;
+        let k = k.as_bytes();
+        if k.len() == name.len() {
+            if k == name {
+                if found.is_some() {
+                    return None;
+                }
+                found = Some(v);
             }
-            found = Some(v);
         } else if k.len() > name.len() {
-            let rest = k.strip_prefix('_').unwrap_or(k);
+            let rest = if k[0] == b'_' { &k[1..] } else { k };
             if rest.starts_with(name) {
                 return None;
             }
@@ -398,16 +404,32 @@ fn has_coding(obj: &Value, system: &str, code: &str) -> Option<bool> {
     Some(found)
 }
 
+/// The codes of `obj.code.coding` whose system is `system`, in order (so
+/// `code.coding.exists(system = S and code = C)` is `contains(C)`).
+fn system_codes<'j>(obj: &'j Value, system: &str) -> Option<SmallVec<[&'j str; 2]>> {
+    let mut out = SmallVec::new();
+    each_obj(obj, "code", &mut |c| {
+        each_obj(c, "coding", &mut |cd| {
+            let s = str_leaf(cd, "system")?;
+            let k = str_leaf(cd, "code")?;
+            if s == Some(system)
+                && let Some(k) = k
+            {
+                out.push(k);
+            }
+            Some(())
+        })
+    })?;
+    Some(out)
+}
+
 /// Calls `f` on each stratum of a group (`stratifier.stratum`).
 fn group_strata<'j>(group: &'j Value, f: &mut impl FnMut(&'j Value) -> Option<()>) -> Option<()> {
     each_obj(group, "stratifier", &mut |sf| each_obj(sf, "stratum", f))
 }
 
 /// `stratum.value.coding.all(f)` on a stratifier: whether `f` holds for every coding.
-fn stratum_codings(
-    stratifier: &Value,
-    f: &mut impl FnMut(&Value) -> Option<bool>,
-) -> Option<bool> {
+fn stratum_codings(stratifier: &Value, f: &mut impl FnMut(&Value) -> Option<bool>) -> Option<bool> {
     let mut all = true;
     each_obj(stratifier, "stratum", &mut |st| {
         each_obj(st, "value", &mut |v| {
@@ -461,8 +483,9 @@ fn pops(obj: &Value) -> Option<Pops> {
             None => None,
             Some(c) => Some(integer(c)?),
         };
+        let codes = system_codes(pop, MP)?;
         for (k, code) in POPS.iter().enumerate() {
-            if has_coding(pop, MP, code)? {
+            if codes.contains(code) {
                 p.exists[k] = true;
                 if let Some(c) = count {
                     p.first[k].get_or_insert(c);

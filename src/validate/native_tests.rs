@@ -161,9 +161,9 @@ fn mutations() -> Vec<Mutation> {
         ("coding as an object, not an array", |r| {
             let c = r["group"][2]["code"]["coding"][0].clone();
             r["group"][2]["code"]["coding"] = c;
-            let c = r["group"][2]["stratifier"][0]["stratum"][0]["population"][0]["code"]
-                ["coding"][0]
-                .clone();
+            let c = r["group"][2]["stratifier"][0]["stratum"][0]["population"][0]["code"]["coding"]
+                [0]
+            .clone();
             r["group"][2]["stratifier"][0]["stratum"][0]["population"][0]["code"]["coding"] = c;
         }),
         ("empty arrays", |r| {
@@ -275,11 +275,7 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
                             Some(&b),
                             "{what}: native {native:?} says {b} on {ty}, FHIRPath says {fp:?}: {text}"
                         );
-                        if b {
-                            s.0 += 1
-                        } else {
-                            s.1 += 1
-                        }
+                        if b { s.0 += 1 } else { s.1 += 1 }
                     }
                     None => {
                         s.2 += 1;
@@ -294,7 +290,10 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
         }
     }
     for (text, (t, f, fallback)) in &seen {
-        assert!(*t > 0 && *f > 0, "{text}: true {t}, false {f}: a case is not covered");
+        assert!(
+            *t > 0 && *f > 0,
+            "{text}: true {t}, false {f}: a case is not covered"
+        );
         assert!(*fallback > 0, "{text}: no shape was left to FHIRPath");
     }
 }
@@ -305,9 +304,8 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
 #[test]
 fn profile_invariants_have_native_checks() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let read = |p: &str| -> J {
-        serde_json::from_slice(&std::fs::read(root.join(p)).unwrap()).unwrap()
-    };
+    let read =
+        |p: &str| -> J { serde_json::from_slice(&std::fs::read(root.join(p)).unwrap()).unwrap() };
     let mut found = HashMap::new();
     let sd = read("profiles/StructureDefinition-pqom-trust-measurereport.json");
     let mut elements: Vec<J> = sd["snapshot"]["element"]
@@ -318,7 +316,12 @@ fn profile_invariants_have_native_checks() {
     let core = read("definitions/r4/profiles-resources.json");
     for e in core["entry"].as_array().unwrap() {
         if e["resource"]["id"] == "MeasureReport" {
-            elements.extend(e["resource"]["snapshot"]["element"].as_array().unwrap().clone());
+            elements.extend(
+                e["resource"]["snapshot"]["element"]
+                    .as_array()
+                    .unwrap()
+                    .clone(),
+            );
         }
     }
     for e in &elements {
