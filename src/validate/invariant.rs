@@ -92,11 +92,17 @@ impl Invariant {
 
     /// `Ok(true)` holds (an empty result counts as holding), `Ok(false)` fails, `Err` could not
     /// be evaluated on this instance (the caller reports it).
-    pub fn eval(&self, env: &Env<'_>, focus: &Value, ty: &str) -> Result<bool, String> {
+    pub fn eval(
+        &self,
+        env: &Env<'_>,
+        focus: &Value,
+        ty: &str,
+        cache: &mut native::Cache,
+    ) -> Result<bool, String> {
         match &self.imp {
             Imp::Ext1 => Ok(ext_1(focus)),
             Imp::Unsupported => Ok(true),
-            Imp::Native(n, expr) => match n.eval(focus) {
+            Imp::Native(n, expr) => match n.eval(focus, cache) {
                 Some(holds) => Ok(holds),
                 None => fhirpath_eval(expr, env, focus, ty),
             },

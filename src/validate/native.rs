@@ -203,21 +203,15 @@ pub(crate) fn lookup(expression: &str) -> Option<Native> {
 impl Native {
     /// The invariant on `focus`: `Some(holds)`, or `None` when the JSON has a shape this check
     /// leaves to the FHIRPath evaluator.
-    pub(crate) fn eval(self, focus: &Value) -> Option<bool> {
+    pub(crate) fn eval(self, focus: &Value, cache: &mut Cache) -> Option<bool> {
         match self {
             Native::GroupNumLeDen => {
-                let ratio = has_coding(focus, IND, "midwife-staffing-fill-rate")?;
-                let ok = num_le_den_holds(&pops(focus)?);
-                Some(ratio || ok)
+                let g = cache.group(focus)?;
+                Some(g.ratio || num_le_den_holds(&g.pops))
             }
             Native::StrataNumLeDen => {
-                let ratio = has_coding(focus, IND, "midwife-staffing-fill-rate")?;
-                let mut all = true;
-                group_strata(focus, &mut |st| {
-                    all &= num_le_den_holds(&pops(st)?);
-                    Some(())
-                })?;
-                Some(ratio || all)
+                let g = cache.group(focus)?;
+                Some(g.ratio || g.strata_num_le_den)
             }
             Native::StratumSystems => {
                 // Which stratifier codes are present, then one pass over the stratum codings.
@@ -235,39 +229,24 @@ impl Native {
                 Some(all)
             }
             Native::StrataSumLe | Native::StrataSumEq => {
-                let group = pops(focus)?;
+                let g = cache.group(focus)?;
                 let mut all = true;
-                each_obj(focus, "stratifier", &mut |sf| {
+                for sf in &g.stratifiers {
                     let selected = if self == Native::StrataSumLe {
-                        !system_codes(sf, STRAT)?.contains(&"insight-category")
+                        !sf.insight
                     } else {
-                        // Both sides of each `and` are read, so a bad shape is never hidden.
-                        let codes = system_codes(sf, STRAT)?;
-                        let distinct =
-                            distinct_codes(sf, &["stratum", "value", "coding", "code"])?.0;
-                        COMPLETE
-                            .iter()
-                            .any(|(k, n)| codes.contains(k) && distinct == *n)
+                        sf.complete
                     };
-                    let mut sum = [0i64; 3];
-                    each_obj(sf, "stratum", &mut |st| {
-                        let p = pops(st)?;
-                        for k in 0..3 {
-                            sum[k] = sum[k].checked_add(p.sum[k])?;
-                        }
-                        Some(())
-                    })?;
                     if selected {
                         for k in 0..3 {
-                            all &= match group.first[k] {
+                            all &= match g.pops.first[k] {
                                 None => true,
-                                Some(g) if self == Native::StrataSumLe => sum[k] <= g,
-                                Some(g) => sum[k] == g,
+                                Some(t) if self == Native::StrataSumLe => sf.sum[k] <= t,
+                                Some(t) => sf.sum[k] == t,
                             };
                         }
                     }
-                    Some(())
-                })?;
+                }
                 Some(all)
             }
             Native::PopulationsPaired => {
@@ -310,6 +289,76 @@ impl Native {
             }
             Native::NonNegative => Some(integer(focus)? >= 0),
         }
+    }
+}
+
+/// What the group-level checks (`pqom-1`, `-2`, `-4`, `-5`) read, computed in one pass over a
+/// group's strata and shared by them.
+struct GroupSummary {
+    /// The group is the ratio indicator (exempt from numerator <= denominator).
+    ratio: bool,
+    pops: Pops,
+    /// `pqom-2`'s condition holds in every stratum.
+    strata_num_le_den: bool,
+    stratifiers: SmallVec<[StratifierSummary; 4]>,
+}
+
+struct StratifierSummary {
+    /// Coded `insight-category` (exempt from `pqom-4`).
+    insight: bool,
+    /// Lists every category of its system (`pqom-5` applies).
+    complete: bool,
+    /// Per population code, the sum of the strata's counts.
+    sum: [i64; 3],
+}
+
+fn group_summary(group: &Value) -> Option<GroupSummary> {
+    let mut g = GroupSummary {
+        ratio: has_coding(group, IND, "midwife-staffing-fill-rate")?,
+        pops: pops(group)?,
+        strata_num_le_den: true,
+        stratifiers: SmallVec::new(),
+    };
+    each_obj(group, "stratifier", &mut |sf| {
+        let codes = system_codes(sf, STRAT)?;
+        let distinct = distinct_codes(sf, &["stratum", "value", "coding", "code"])?.0;
+        let mut sum = [0i64; 3];
+        each_obj(sf, "stratum", &mut |st| {
+            let p = pops(st)?;
+            g.strata_num_le_den &= num_le_den_holds(&p);
+            for k in 0..3 {
+                sum[k] = sum[k].checked_add(p.sum[k])?;
+            }
+            Some(())
+        })?;
+        g.stratifiers.push(StratifierSummary {
+            insight: codes.contains(&"insight-category"),
+            complete: COMPLETE
+                .iter()
+                .any(|(k, n)| codes.contains(k) && distinct == *n),
+            sum,
+        });
+        Some(())
+    })?;
+    Some(g)
+}
+
+/// The last group summary, keyed by the group's address. One cache per validation run: within
+/// one parsed document an address names one node.
+#[derive(Default)]
+pub(crate) struct Cache {
+    key: usize,
+    group: Option<Option<GroupSummary>>,
+}
+
+impl Cache {
+    fn group(&mut self, focus: &Value) -> Option<&GroupSummary> {
+        let key = focus as *const Value as usize;
+        if self.key != key || self.group.is_none() {
+            self.key = key;
+            self.group = Some(group_summary(focus));
+        }
+        self.group.as_ref().and_then(Option::as_ref)
     }
 }
 

@@ -258,6 +258,8 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
         let mut j = reference_report(&ReportParams::default());
         mutate(&mut j);
         let doc = to_sonic(&j);
+        // One cache per document, shared by every check on every node, as in a validation run.
+        let mut cache = Cache::default();
         for (node, ty) in nodes(&doc) {
             for (text, native, expr) in &exprs {
                 let ctx = EvalContext::new().with_resource(&doc);
@@ -266,7 +268,7 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
                     .map_err(|e| e.to_string())
                     .and_then(|c| c.as_boolean().map_err(|e| e.to_string()))
                     .map(|b| b.unwrap_or(true));
-                let got = native.eval(node);
+                let got = native.eval(node, &mut cache);
                 let s = seen.entry(text.as_str()).or_default();
                 match got {
                     Some(b) => {
