@@ -55,6 +55,9 @@ fn main() {
         "sample must be valid: {:#}",
         outcome.to_json()
     );
+    for i in &outcome.issues {
+        eprintln!("note (not an error): {i:?}");
+    }
     let t = std::time::Instant::now();
     let issues = run(&v, &what, &bytes, n);
     let el = t.elapsed();
