@@ -429,6 +429,43 @@ fn str_leaf<'j>(obj: &'j Value, name: &str) -> Option<Option<&'j str>> {
     }
 }
 
+/// `system` and `code` of a Coding in one pass over its keys, with the rules of [`field`] and
+/// [`str_leaf`].
+fn system_and_code<'j>(coding: &'j Value) -> Option<(Option<&'j str>, Option<&'j str>)> {
+    let Some(o) = coding.as_object() else {
+        return (!coding.is_array() && !coding.is_null()).then_some((None, None));
+    };
+    let (mut system, mut code): (Option<&'j Value>, Option<&'j Value>) = (None, None);
+    for (k, v) in o.iter() {
+        let slot = match k {
+            "system" => &mut system,
+            "code" => &mut code,
+            _ => {
+                let rest = k.strip_prefix('_').unwrap_or(k);
+                if (rest.len() > 4 && rest.starts_with("code"))
+                    || (rest.len() > 6 && rest.starts_with("system"))
+                    || rest == "code"
+                    || rest == "system"
+                {
+                    return None;
+                }
+                continue;
+            }
+        };
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(v);
+    }
+    fn text<'j>(v: Option<&'j Value>) -> Option<Option<&'j str>> {
+        match v {
+            None => Some(None),
+            Some(v) => v.as_str().map(Some),
+        }
+    }
+    Some((text(system)?, text(code)?))
+}
+
 /// A JSON number the evaluator reads as an Integer (no fraction or exponent, fits in i64).
 fn integer(v: &Value) -> Option<i64> {
     let raw = v.as_raw_number()?;
@@ -444,8 +481,7 @@ fn has_coding(obj: &Value, system: &str, code: &str) -> Option<bool> {
     let mut found = false;
     each_obj(obj, "code", &mut |c| {
         each_obj(c, "coding", &mut |cd| {
-            let s = str_leaf(cd, "system")?;
-            let k = str_leaf(cd, "code")?;
+            let (s, k) = system_and_code(cd)?;
             found |= s == Some(system) && k == Some(code);
             Some(())
         })
@@ -459,8 +495,7 @@ fn system_codes<'j>(obj: &'j Value, system: &str) -> Option<SmallVec<[&'j str; 2
     let mut out = SmallVec::new();
     each_obj(obj, "code", &mut |c| {
         each_obj(c, "coding", &mut |cd| {
-            let s = str_leaf(cd, "system")?;
-            let k = str_leaf(cd, "code")?;
+            let (s, k) = system_and_code(cd)?;
             if s == Some(system)
                 && let Some(k) = k
             {
