@@ -58,14 +58,31 @@ fn main() {
     for i in &outcome.issues {
         eprintln!("note (not an error): {i:?}");
     }
+    let cpu0 = cpu_ns();
     let t = std::time::Instant::now();
     let issues = run(&v, &what, &bytes, n);
     let el = t.elapsed();
+    let cpu = cpu_ns().zip(cpu0).map(|(b, a)| (b - a) as f64 / 1e9);
     println!(
-        "{what}: {n} x {} bytes in {:.3} s: {:.3} ms each, {:.1}/s ({issues} issues in total)",
+        "{what}: {n} x {} bytes in {:.3} s wall: {:.3} ms each, {:.1}/s ({issues} issues in total)",
         bytes.len(),
         el.as_secs_f64(),
         el.as_secs_f64() * 1e3 / n as f64,
         n as f64 / el.as_secs_f64()
     );
+    if let Some(cpu) = cpu {
+        println!(
+            "{what}: {cpu:.3} s on CPU: {:.3} ms each, {:.1}/s, {:.1} MB/s",
+            cpu * 1e3 / n as f64,
+            n as f64 / cpu,
+            (n * bytes.len()) as f64 / cpu / 1e6
+        );
+    }
+}
+
+/// Time this thread has spent on a CPU (Linux `schedstat`, nanoseconds): on a shared machine
+/// the wall clock also counts the time other processes held the core.
+fn cpu_ns() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    s.split_whitespace().next()?.parse().ok()
 }
