@@ -56,6 +56,8 @@ fn next_submission(report: &Value, message: &[u8]) -> NewSubmission {
                 identifier,
             )),
         }],
+        event: None,
+        indicator_values: vec![],
     }
 }
 
@@ -78,6 +80,8 @@ fn small_submission() -> NewSubmission {
         outcome: json!({"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "structure"}]}),
         response: None,
         resources: vec![],
+        event: None,
+        indicator_values: vec![],
     }
 }
 

@@ -80,6 +80,10 @@ pub struct ServeArgs {
     /// PEM private key for --tls-cert.
     #[arg(long, env = "PQOM_TLS_KEY")]
     pub tls_key: Option<PathBuf>,
+    /// Accept plain-http Subscription endpoints on localhost / 127.0.0.1 / [::1] (development
+    /// and tests; every other endpoint must be https).
+    #[arg(long, env = "PQOM_SUBSCRIPTION_HTTP_LOOPBACK")]
+    pub subscription_http_loopback: bool,
 }
 
 /// The config file: the same settings as the flags, all optional.
@@ -98,9 +102,13 @@ struct FileConfig {
     log_format: Option<LogFormat>,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    subscription_http_loopback: Option<bool>,
     /// `[signing]`: keys for signed Provenance (see `deliver::keys`). Absent: development key.
     #[serde(default)]
     signing: crate::deliver::keys::SigningConfig,
+    /// `[deliver]` and `[[deliver.destination]]`: delivery settings and static destinations.
+    #[serde(default)]
+    deliver: crate::deliver::destinations::DeliverConfig,
 }
 
 /// TLS material for serving HTTPS.
@@ -126,6 +134,10 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Signing keys (`[signing]` in the config file only: key material is not a flag).
     pub signing: crate::deliver::keys::SigningConfig,
+    /// Delivery settings and static destinations (`[deliver]` in the config file only).
+    pub deliver: crate::deliver::destinations::DeliverConfig,
+    /// Plain-http Subscription endpoints allowed on the loopback interface.
+    pub subscription_http_loopback: bool,
 }
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
@@ -193,6 +205,12 @@ impl Config {
                 });
             }
         };
+        file.deliver
+            .check()
+            .map_err(|message| ConfigError::Invalid {
+                name: "deliver",
+                message,
+            })?;
         let root = project_root();
         Ok(Config {
             listen,
@@ -223,6 +241,9 @@ impl Config {
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             tls,
             signing: file.signing,
+            deliver: file.deliver,
+            subscription_http_loopback: args.subscription_http_loopback
+                || file.subscription_http_loopback.unwrap_or(false),
         })
     }
 }

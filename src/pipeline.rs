@@ -1,7 +1,7 @@
 //! The one place that strings the stages together:
 //!
 //! ```text
-//! bytes ──> ingest (envelope) ──> validate (plug point) ──> store (one commit) ──> response
+//! bytes ──> ingest (envelope) ──> validate (plug point) ──> map ──> store (one commit) ──> response
 //! ```
 //!
 //! Every submission that reaches the pipeline is recorded: accepted ones with their resources,
@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::fhir::typed::{self, ResponseCode, ResponseEvent, ResponseMessage, TypedError};
 use crate::fhir::{Issue, IssueType, ODS_ORG_SYSTEM, Outcome};
 use crate::ingest::{self, HeaderInfo, IngestError};
+use crate::store::outbox::{OutboxEvent, TOPIC_SUBMISSION};
 use crate::store::search::{Criterion, SearchQuery, TokenValue};
 use crate::store::{
     Channel, CommitOutcome, NewSubmission, ResourceWrite, Store, StoreError, StoredResource,
@@ -31,7 +32,9 @@ use crate::store::{
 pub use crate::ingest::Limits;
 
 mod indicators;
+mod reports;
 pub use indicators::CATALOGUE_ID_SYSTEM;
+pub use reports::{IndicatorPage, PeriodRange, Series, SeriesPoint, SeriesRefusal};
 
 /// The validation plug point. The validator (profiles, FHIRPath invariants, terminology)
 /// implements it; errors in the outcome reject the submission, warnings are kept with it.
@@ -142,6 +145,11 @@ pub enum PipelineError {
     MultipleMatches(Issue),
     #[error("the processing task failed")]
     Task(#[from] tokio::task::JoinError),
+    #[error("building or signing a bundle failed")]
+    Deliver(#[from] crate::deliver::forward::ForwardError),
+    /// A stage this request needs is not plugged in (a deployment fault, not the client's).
+    #[error("not configured: {0}")]
+    NotConfigured(&'static str),
 }
 
 /// The submission pipeline. Cheap to clone.
@@ -153,6 +161,10 @@ pub struct Pipeline {
     endpoint: String,
     /// The map stage (Annex 1 indicators); `None`: submissions are stored unmapped.
     mapper: Option<Arc<crate::map::Mapper>>,
+    /// The organisation directory: the ICB and region an outbox event is routed by.
+    directory: Option<Arc<crate::deliver::directory::Directory>>,
+    /// Woken after every commit that wrote an outbox event (the dispatcher also polls).
+    outbox_wake: Option<Arc<tokio::sync::Notify>>,
 }
 
 impl Pipeline {
@@ -163,6 +175,47 @@ impl Pipeline {
             validator: None,
             endpoint: "urn:pqom-gateway".to_owned(),
             mapper: None,
+            directory: None,
+            outbox_wake: None,
+        }
+    }
+
+    /// Wake the delivery dispatcher after each accepted submission.
+    pub fn with_outbox_wake(mut self, wake: Arc<tokio::sync::Notify>) -> Self {
+        self.outbox_wake = Some(wake);
+        self
+    }
+
+    /// The outbox event of an accepted submission: its reporter, the reporter's ICB and region
+    /// (when the directory knows the trust) and the indicators it mapped to.
+    fn outbox_event(
+        &self,
+        reporter: Option<&str>,
+        mapped: Option<&crate::map::MapOutcome>,
+    ) -> OutboxEvent {
+        let route = reporter
+            .zip(self.directory.as_deref())
+            .and_then(|(ods, dir)| dir.route(ods).ok());
+        let mut indicators: Vec<String> = mapped
+            .map(|m| m.values.iter().map(|v| v.indicator.clone()).collect())
+            .unwrap_or_default();
+        indicators.sort();
+        indicators.dedup();
+        OutboxEvent {
+            topic: TOPIC_SUBMISSION.to_owned(),
+            reporter: route
+                .as_ref()
+                .map(|r| r.trust.ods.clone())
+                .or_else(|| reporter.map(str::to_ascii_uppercase)),
+            icb: route.as_ref().map(|r| r.icb.ods.clone()),
+            region: route.as_ref().map(|r| r.region.ods.clone()),
+            indicators,
+        }
+    }
+
+    fn wake_outbox(&self) {
+        if let Some(wake) = &self.outbox_wake {
+            wake.notify_one();
         }
     }
 
@@ -241,6 +294,10 @@ impl Pipeline {
         }));
         let outcome = Outcome::new(issues);
         let response = self.response(&message.header, ResponseCode::Ok, &outcome)?;
+        let event = self.outbox_event(
+            message.header.sender_ods.as_deref(),
+            mapped.as_ref().map(|(o, _)| o),
+        );
         let submission = NewSubmission {
             id: Uuid::new_v4(),
             received_at: OffsetDateTime::now_utc(),
@@ -253,13 +310,14 @@ impl Pipeline {
             outcome: outcome.to_json(),
             response: Some(response.clone()),
             resources,
+            event: Some(event),
+            indicator_values: mapped.map(|(o, _)| o.values).unwrap_or_default(),
         };
         let submission_id = submission.id;
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(_) => {
+                self.wake_outbox();
                 count("message", "accepted", "none");
-                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
-                    .await;
                 Ok(MessageResult::Responded {
                     response,
                     code: ResponseCode::Ok,
@@ -295,6 +353,8 @@ impl Pipeline {
             outcome: outcome.to_json(),
             response: response.clone(),
             resources: Vec::new(),
+            event: None,
+            indicator_values: Vec::new(),
         };
         let submission_id = submission.id;
         match record_rejection(&*self.store, submission).await {
@@ -399,6 +459,9 @@ impl Pipeline {
         if let Some((_, map_issues)) = &mapped {
             validation.issues.extend(map_issues.iter().cloned());
         }
+        // A Measure (catalogue content) is stored but not delivered: subscribers follow reports.
+        let event = (resource_type == "MeasureReport")
+            .then(|| self.outbox_event(sender.as_deref(), mapped.as_ref().map(|(o, _)| o)));
         let submission = NewSubmission {
             id: Uuid::new_v4(),
             received_at: OffsetDateTime::now_utc(),
@@ -415,13 +478,13 @@ impl Pipeline {
                 identifier: business_identifier(&resource.json),
                 resource: resource.json,
             }],
+            event,
+            indicator_values: mapped.map(|(o, _)| o.values).unwrap_or_default(),
         };
-        let submission_id = submission.id;
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(mut written) if !written.is_empty() => {
+                self.wake_outbox();
                 count("rest", "accepted", "none");
-                self.record_values(submission_id, mapped.as_ref().map(|(o, _)| o))
-                    .await;
                 Ok(CreateResult::Created {
                     resource: written.swap_remove(0),
                     outcome: validation,
@@ -454,6 +517,8 @@ impl Pipeline {
             outcome: rejection.outcome().to_json(),
             response: None,
             resources: Vec::new(),
+            event: None,
+            indicator_values: Vec::new(),
         };
         let submission_id = submission.id;
         record_rejection(&*self.store, submission).await;

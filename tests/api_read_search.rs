@@ -127,41 +127,111 @@ async fn every_interaction_the_capability_statement_advertises_answers(app: Test
     assert!(!resources.is_empty());
     for resource in resources {
         let ty = resource["type"].as_str().unwrap();
+        let codes: Vec<&str> = resource["interaction"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["code"].as_str().unwrap())
+            .collect();
         let body = match ty {
-            "MeasureReport" => measure_report("CS-1"),
-            "Measure" => measure("https://fhir.pqom-gateway.org/Measure/cs", "cs"),
+            "MeasureReport" => Some(measure_report("CS-1")),
+            "Measure" => Some(measure("https://fhir.pqom-gateway.org/Measure/cs", "cs")),
+            // The endpoint does not answer: stored, then in error after the handshake.
+            "Subscription" => Some(subscription("https://127.0.0.1:9/notify")),
+            // Built-in topic definitions: read-only.
+            "Basic" => None,
             other => panic!("advertised type {other} has no fixture"),
         };
-        let created = app.post(&format!("/{ty}"), &body).await;
-        let created_status = created.status();
-        let created = json(created).await;
-        let id = created["id"].as_str().unwrap_or("none").to_owned();
-        for interaction in resource["interaction"].as_array().unwrap() {
-            let code = interaction["code"].as_str().unwrap();
-            let status = match code {
+        let (created_status, id) = match &body {
+            Some(body) if codes.contains(&"create") => {
+                let created = app.post(&format!("/{ty}"), body).await;
+                let status = created.status();
+                let created = json(created).await;
+                (status, created["id"].as_str().unwrap_or("none").to_owned())
+            }
+            _ => (StatusCode::OK, "pqom-validated-submission".to_owned()),
+        };
+        for code in &codes {
+            let status = match *code {
                 "create" => created_status,
                 "read" => app.get(&format!("/{ty}/{id}")).await.status(),
                 "vread" => app.get(&format!("/{ty}/{id}/_history/1")).await.status(),
                 "history-instance" => app.get(&format!("/{ty}/{id}/_history")).await.status(),
                 "search-type" => app.get(&format!("/{ty}")).await.status(),
+                "update" => {
+                    let mut body = body.clone().expect("an updatable type has a fixture");
+                    body["id"] = serde_json::json!(id);
+                    app.client
+                        .put(format!("{}/{ty}/{id}", app.fhir))
+                        .header("content-type", "application/fhir+json")
+                        .body(serde_json::to_vec(&body).unwrap())
+                        .send()
+                        .await
+                        .unwrap()
+                        .status()
+                }
+                "delete" => continue, // last, below
                 other => panic!("advertised interaction {other} is not exercised by this test"),
             };
             assert!(status.is_success(), "{ty} {code} answered {status}");
         }
         for param in resource["searchParam"].as_array().unwrap() {
             let name = param["name"].as_str().unwrap();
-            let value = match param["type"].as_str().unwrap() {
-                "date" => "ge2000-01-01",
+            let value = match (ty, name, param["type"].as_str().unwrap()) {
+                (_, _, "date") => "ge2000-01-01",
+                ("Subscription", "status", _) => "active",
                 _ => "x",
             };
             let r = app.get(&format!("/{ty}?{name}={value}")).await;
             assert_eq!(r.status(), StatusCode::OK, "{ty}?{name}={value}");
         }
+        for op in resource["operation"].as_array().into_iter().flatten() {
+            let name = op["name"].as_str().unwrap();
+            let r = app.get(&format!("/{ty}/{id}/${name}")).await;
+            assert_eq!(r.status(), StatusCode::OK, "{ty}/{id}/${name}");
+        }
+        if codes.contains(&"delete") {
+            let r = app
+                .client
+                .delete(format!("{}/{ty}/{id}", app.fhir))
+                .send()
+                .await
+                .unwrap();
+            assert!(
+                r.status().is_success(),
+                "{ty} delete answered {}",
+                r.status()
+            );
+        }
     }
     for op in rest["operation"].as_array().unwrap() {
-        assert_eq!(op["name"], "process-message");
-        let (bundle, _) = message("CS-2");
-        assert_eq!(app.message(&bundle).await.status(), StatusCode::OK);
+        match op["name"].as_str().unwrap() {
+            "process-message" => {
+                let (bundle, _) = message("CS-2");
+                assert_eq!(app.message(&bundle).await.status(), StatusCode::OK);
+            }
+            "regional" => {
+                // Routed; this app has no organisation directory, and says so (404), rather
+                // than answering "no route" or 405.
+                let r = app.get("/Bundle/$regional?region=Y61&period=2026-10").await;
+                let status = r.status();
+                let body = json(r).await;
+                assert!(
+                    status.is_success() || status == StatusCode::NOT_FOUND,
+                    "{status} {body}"
+                );
+                assert!(!body.to_string().contains("no route"), "{body}");
+            }
+            "events" => {
+                // Routed; this app runs no delivery engine, and says so (404).
+                let r = app.get("/$events?destination=x").await;
+                let status = r.status();
+                let body = json(r).await;
+                assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+                assert!(body.to_string().contains("delivery"), "{body}");
+            }
+            other => panic!("advertised operation {other} is not exercised by this test"),
+        }
     }
     // The advertised messaging endpoint is where messages are accepted.
     let address = cs["messaging"][0]["endpoint"][0]["address"]
@@ -363,4 +433,14 @@ async fn json_media_types_and_format_are_honoured() {
         .await;
     assert_eq!(r.status(), StatusCode::CREATED);
     let _: Value = json(r).await;
+}
+
+fn subscription(endpoint: &str) -> serde_json::Value {
+    serde_json::json!({
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "capability check",
+        "criteria": "https://fhir.pqom-gateway.org/SubscriptionTopic/pqom-validated-submission",
+        "channel": { "type": "rest-hook", "endpoint": endpoint, "payload": "application/fhir+json" }
+    })
 }

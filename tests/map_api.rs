@@ -100,7 +100,7 @@ async fn a_submission_is_mapped_stored_and_served_as_indicator_reports() {
     assert_eq!(by_period["entry"].as_array().unwrap().len(), 1);
     let (status, bad) = call(
         &app,
-        get(&format!("/fhir/MeasureReport?measure={measure}&subject=x")),
+        get(&format!("/fhir/MeasureReport?measure={measure}&focus=x")),
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}");

@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use pqom_gateway::map::{Mapper, sample};
+use pqom_gateway::map::{IndicatorValue, Mapper, sample};
 use pqom_gateway::store::{self, Channel, IndicatorQuery, NewSubmission, Store, SubmissionStatus};
 use serde_json::json;
 use time::OffsetDateTime;
@@ -17,7 +17,8 @@ fn mapper() -> Mapper {
     Mapper::load(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("mappings")).unwrap()
 }
 
-async fn commit(store: &Arc<dyn Store>) -> Uuid {
+/// Commit a submission carrying `values`: they are written in its transaction.
+async fn commit(store: &Arc<dyn Store>, values: &[IndicatorValue]) -> Uuid {
     let id = Uuid::new_v4();
     store
         .commit_submission(NewSubmission {
@@ -32,6 +33,8 @@ async fn commit(store: &Arc<dyn Store>) -> Uuid {
             outcome: json!({"resourceType": "OperationOutcome", "issue": []}),
             response: None,
             resources: vec![],
+            event: None,
+            indicator_values: values.to_vec(),
         })
         .await
         .expect("commit");
@@ -43,20 +46,12 @@ async fn resubmission_replaces_values_and_keeps_history(store: Arc<dyn Store>) {
     let first = m
         .map_report(&sample::reference_report("RM1", "2026-10-01", "2026-10-31"))
         .values;
-    let s1 = commit(&store).await;
-    store
-        .record_indicator_values(s1, OffsetDateTime::now_utc(), &first)
-        .await
-        .unwrap();
+    let s1 = commit(&store, &first).await;
     // Another month and another trust are untouched by the resubmission below.
     let other = m
         .map_report(&sample::reference_report("RGP", "2026-10-01", "2026-10-31"))
         .values;
-    let s_other = commit(&store).await;
-    store
-        .record_indicator_values(s_other, OffsetDateTime::now_utc(), &other)
-        .await
-        .unwrap();
+    let s_other = commit(&store, &other).await;
 
     let q = IndicatorQuery {
         indicator: Some("stillbirth-rate".into()),
@@ -85,11 +80,7 @@ async fn resubmission_replaces_values_and_keeps_history(store: Arc<dyn Store>) {
         .clone();
     fixed.numerator = 4;
     fixed.value = Some(10.0);
-    let s2 = commit(&store).await;
-    store
-        .record_indicator_values(s2, OffsetDateTime::now_utc(), &[fixed])
-        .await
-        .unwrap();
+    let s2 = commit(&store, &[fixed]).await;
 
     let current = store.indicator_values(&q).await.unwrap();
     assert_eq!(

@@ -125,6 +125,8 @@ fn crash_child() {
                     resource: json!({"resourceType": "MeasureReport", "status": "complete"}),
                     identifier: Some(("urn:crash".into(), n.to_string())),
                 }],
+                event: None,
+                indicator_values: vec![],
             };
             let id = submission.id;
             match store.commit_submission(submission).await.expect("commit") {

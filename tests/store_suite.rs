@@ -17,10 +17,11 @@ use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use pqom_gateway::map::{IndicatorValue, Period, StratumKey};
 use pqom_gateway::store::search::{Cursor, SearchQuery};
 use pqom_gateway::store::{
-    self, Channel, CommitOutcome, NewSubmission, ResourceWrite, Store, StoreError, StoredResource,
-    SubmissionStatus,
+    self, Channel, CommitOutcome, IndicatorQuery, NewSubmission, ResourceWrite, Store, StoreError,
+    StoredResource, SubmissionStatus,
 };
 
 const ODS: &str = "https://fhir.nhs.uk/Id/ods-organization-code";
@@ -119,6 +120,7 @@ suite!(
     concurrent_resubmission_does_not_fork_versions,
     rejected_submission_is_kept_with_outcome_and_no_resources,
     received_bytes_are_returned_exactly,
+    decimals_keep_their_written_form,
     submissions_by_sender_newest_first,
     search_by_reporter,
     search_by_period_prefixes,
@@ -129,6 +131,8 @@ suite!(
     default_and_maximum_page_size,
     search_matches_current_versions_only,
     a_write_that_is_not_a_resource_is_refused_and_nothing_is_written,
+    indicator_values_are_committed_with_their_submission,
+    a_failing_commit_leaves_neither_submission_nor_values,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -218,7 +222,63 @@ fn submission(
             |m| json!({"resourceType": "Bundle", "type": "message", "id": format!("resp-{m}")}),
         ),
         resources,
+        event: None,
+        indicator_values: vec![],
     }
+}
+
+/// An October 2026 value of `indicator` for `trust` (a total, or one stratum).
+fn indicator_value(
+    indicator: &str,
+    trust: &str,
+    stratum: Option<&str>,
+    numerator: u64,
+    denominator: u64,
+) -> IndicatorValue {
+    IndicatorValue {
+        indicator: indicator.to_owned(),
+        trust: trust.to_owned(),
+        period: Period {
+            start: "2026-10-01".into(),
+            end: "2026-10-31".into(),
+        },
+        stratum: stratum.map(|code| StratumKey {
+            stratifier: "imd-quintile".into(),
+            system: "https://fhir.pqom-gateway.org/CodeSystem/pqom-imd-quintile".into(),
+            code: code.into(),
+        }),
+        numerator,
+        denominator: Some(denominator),
+        value: Some(numerator as f64 / denominator as f64 * 1000.0),
+        narrative: None,
+        hit: 0,
+    }
+}
+
+/// Current (numerator, denominator, submission) of each stored value of `trust`, by indicator
+/// and stratum code.
+async fn current_values(
+    store: &Arc<dyn Store>,
+    trust: &str,
+) -> Vec<(String, String, u64, Option<u64>, Uuid)> {
+    store
+        .indicator_values(&IndicatorQuery {
+            trusts: vec![trust.to_owned()],
+            ..IndicatorQuery::default()
+        })
+        .await
+        .expect("indicator values")
+        .into_iter()
+        .map(|s| {
+            (
+                s.value.indicator,
+                s.value.stratum.map(|k| k.code).unwrap_or_default(),
+                s.value.numerator,
+                s.value.denominator,
+                s.submission_id,
+            )
+        })
+        .collect()
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -670,6 +730,45 @@ async fn received_bytes_are_returned_exactly(backend: &Backend) {
         store.submission_body(Uuid::new_v4()).await.expect("body"),
         None
     );
+}
+
+async fn decimals_keep_their_written_form(backend: &Backend) {
+    // FHIR decimals carry their precision in their text (`0.750` is not `0.75`), and forwarded
+    // resources are signed over their text: what is read back must be what was written.
+    let store = backend.store.clone();
+    let mut write = Report {
+        identifier: "r-decimal",
+        ..Report::default()
+    }
+    .write();
+    let score: Value =
+        serde_json::from_str(r#"{"value": 0.750, "unit": "1", "big": 12345678901234567890.0100}"#)
+            .expect("json");
+    write.resource["group"][0]["measureScore"] = score;
+    let stored = commit_one(&store, write).await;
+    for (what, resource) in [
+        ("as committed", stored.resource.clone()),
+        (
+            "as read",
+            store
+                .read("MeasureReport", &stored.id)
+                .await
+                .expect("read")
+                .expect("found")
+                .resource,
+        ),
+    ] {
+        let text = serde_json::to_string(&resource["group"][0]["measureScore"]).expect("text");
+        assert!(
+            text.contains(r#""value":0.750"#) && text.contains("12345678901234567890.0100"),
+            "{what} ({}): decimals reshaped: {text}",
+            if backend.database_url.is_some() {
+                "PostgreSQL"
+            } else {
+                "SQLite"
+            }
+        );
+    }
 }
 
 async fn submissions_by_sender_newest_first(backend: &Backend) {
@@ -1278,6 +1377,133 @@ async fn a_write_that_is_not_a_resource_is_refused_and_nothing_is_written(backen
             .await
             .expect("lookup")
             .is_none()
+    );
+}
+
+async fn indicator_values_are_committed_with_their_submission(backend: &Backend) {
+    let store = backend.store.clone();
+    let mut sub = submission(Some("m-values"), "RX1", vec![Report::default().write()]);
+    sub.indicator_values = vec![
+        indicator_value("stillbirth-rate", "RX1", None, 5, 400),
+        indicator_value("stillbirth-rate", "RX1", Some("1"), 2, 90),
+        indicator_value("neonatal-death-rate", "RX1", None, 1, 395),
+    ];
+    let first = sub.id;
+    let written = commit(&store, sub).await;
+    let values = store
+        .indicator_values(&IndicatorQuery::default())
+        .await
+        .expect("indicator values");
+    assert_eq!(values.len(), 3);
+    for v in &values {
+        assert_eq!(v.submission_id, first);
+        assert_eq!(v.superseded_by, None);
+        // Stamped by the commit itself, not by a later write.
+        assert!(v.recorded_at <= written[0].last_updated);
+    }
+    assert_eq!(
+        current_values(&store, "RX1").await,
+        vec![
+            ("neonatal-death-rate".into(), "".into(), 1, Some(395), first),
+            ("stillbirth-rate".into(), "".into(), 5, Some(400), first),
+            ("stillbirth-rate".into(), "1".into(), 2, Some(90), first),
+        ]
+    );
+
+    // A resubmission of one indicator replaces that indicator's values (stratum included) and
+    // leaves the other; the replaced rows stay as history.
+    let mut again = submission(Some("m-values-2"), "RX1", vec![]);
+    again.indicator_values = vec![indicator_value("stillbirth-rate", "RX1", None, 4, 400)];
+    let second = again.id;
+    commit(&store, again).await;
+    assert_eq!(
+        current_values(&store, "RX1").await,
+        vec![
+            ("neonatal-death-rate".into(), "".into(), 1, Some(395), first),
+            ("stillbirth-rate".into(), "".into(), 4, Some(400), second),
+        ]
+    );
+    let history = store
+        .indicator_values(&IndicatorQuery {
+            include_history: true,
+            ..IndicatorQuery::default()
+        })
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 4);
+    assert_eq!(
+        history
+            .iter()
+            .filter(|v| v.superseded_by == Some(second))
+            .count(),
+        2
+    );
+
+    // A duplicate message id writes nothing, values included.
+    let mut duplicate = submission(Some("m-values"), "RX1", vec![]);
+    duplicate.indicator_values = vec![indicator_value("stillbirth-rate", "RX1", None, 9, 9)];
+    assert!(matches!(
+        store.commit_submission(duplicate).await.expect("commit"),
+        CommitOutcome::DuplicateMessage(s) if s.id == first
+    ));
+    assert_eq!(current_values(&store, "RX1").await.len(), 2);
+}
+
+async fn a_failing_commit_leaves_neither_submission_nor_values(backend: &Backend) {
+    let store = backend.store.clone();
+    let mut sub = submission(Some("m-ok"), "RX1", vec![Report::default().write()]);
+    sub.indicator_values = vec![indicator_value("stillbirth-rate", "RX1", None, 5, 400)];
+    let first = sub.id;
+    let v1 = commit(&store, sub).await.remove(0);
+
+    // A resubmission whose last value cannot be stored (a count beyond the database's 64-bit
+    // integers): the failure comes after the submission, its resource version and the
+    // superseding of the current values were written in the transaction, so all of that must
+    // be rolled back with it.
+    let mut bad = submission(Some("m-bad"), "RX1", vec![Report::default().write()]);
+    bad.indicator_values = vec![
+        indicator_value("neonatal-death-rate", "RX1", None, 1, 395),
+        indicator_value("stillbirth-rate", "RX1", None, u64::MAX, 400),
+    ];
+    let bad_id = bad.id;
+    assert!(store.commit_submission(bad).await.is_err());
+    assert!(store.submission(bad_id).await.expect("lookup").is_none());
+    assert!(
+        store
+            .submission_by_message_id("m-bad")
+            .await
+            .expect("lookup")
+            .is_none()
+    );
+    let current = store
+        .read("MeasureReport", &v1.id)
+        .await
+        .expect("read")
+        .expect("found");
+    assert_eq!(current.version_id, 1, "no new version of the report");
+    assert_eq!(
+        current_values(&store, "RX1").await,
+        vec![("stillbirth-rate".into(), "".into(), 5, Some(400), first)],
+        "the current values are neither superseded nor joined by the failed commit's"
+    );
+    let history = store
+        .indicator_values(&IndicatorQuery {
+            include_history: true,
+            ..IndicatorQuery::default()
+        })
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1);
+
+    // The same message can be sent again, fixed, and is committed whole.
+    let mut fixed = submission(Some("m-bad"), "RX1", vec![Report::default().write()]);
+    fixed.indicator_values = vec![indicator_value("stillbirth-rate", "RX1", None, 6, 400)];
+    let fixed_id = fixed.id;
+    let v2 = commit(&store, fixed).await.remove(0);
+    assert_eq!(v2.version_id, 2);
+    assert_eq!(
+        current_values(&store, "RX1").await,
+        vec![("stillbirth-rate".into(), "".into(), 6, Some(400), fixed_id)]
     );
 }
 

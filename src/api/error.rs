@@ -3,13 +3,15 @@
 //! | what | status |
 //! |---|---|
 //! | envelope not usable (not JSON, not a resource, wrong type, bad message structure) | 400 |
-//! | validation errors (profiles) | 422 |
+//! | validation errors (profiles); a Subscription the gateway cannot serve (topic, filter, channel) | 422 |
 //! | message rejected with a readable MessageHeader | 422 + response message (fatal-error) |
 //! | unsupported `If-None-Exist`, bad search parameters, bad version id | 400 |
-//! | unknown resource / version / route | 404; wrong method 405 |
+//! | unknown resource / version / route, unknown region or indicator | 404; wrong method 405 |
+//! | deleted Subscription | 410 |
 //! | `If-None-Exist` matched several | 412 |
 //! | XML asked for in Accept or `_format` | 406; XML (or other) Content-Type 415 |
 //! | body over the limit | 413 |
+//! | delivery: unknown destination 404; feed of a push destination 400 | 404 / 400 |
 //! | store unavailable (connection, pool, busy) | 503 + Retry-After |
 //! | anything else on the server side | 500, logged; never for a client mistake |
 //!
@@ -41,6 +43,12 @@ pub enum ApiError {
     Rejected(Rejection),
     #[error("the request is not valid")]
     BadRequest(Vec<Issue>),
+    /// Well-formed, but not something this server can accept (e.g. a Subscription to an unknown
+    /// topic or a plain-http endpoint).
+    #[error("the request cannot be processed")]
+    Unprocessable(Vec<Issue>),
+    #[error("gone")]
+    Gone(Issue),
     #[error("not found")]
     NotFound(Issue),
     #[error("method not allowed")]
@@ -51,6 +59,8 @@ pub enum ApiError {
     UnsupportedMediaType(Issue),
     #[error("payload too large")]
     PayloadTooLarge(Issue),
+    #[error(transparent)]
+    Delivery(crate::deliver::engine::EngineError),
 }
 
 /// HTTP status of a rejected submission.
@@ -95,8 +105,23 @@ impl ApiError {
                 StatusCode::INTERNAL_SERVER_ERROR,
                 internal("processing the submission failed"),
             ),
+            ApiError::Pipeline(PipelineError::Deliver(_)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                internal("building or signing the bundle failed"),
+            ),
+            ApiError::Pipeline(PipelineError::NotConfigured(what)) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                internal(&format!(
+                    "this gateway is not configured for this request: {what}"
+                )),
+            ),
             ApiError::Rejected(r) => (rejection_status(r), r.outcome()),
             ApiError::BadRequest(issues) => (StatusCode::BAD_REQUEST, Outcome::new(issues.clone())),
+            ApiError::Unprocessable(issues) => (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Outcome::new(issues.clone()),
+            ),
+            ApiError::Gone(i) => (StatusCode::GONE, Outcome::single(i.clone())),
             ApiError::NotFound(i) => (StatusCode::NOT_FOUND, Outcome::single(i.clone())),
             ApiError::MethodNotAllowed(i) => {
                 (StatusCode::METHOD_NOT_ALLOWED, Outcome::single(i.clone()))
@@ -109,7 +134,45 @@ impl ApiError {
             ApiError::PayloadTooLarge(i) => {
                 (StatusCode::PAYLOAD_TOO_LARGE, Outcome::single(i.clone()))
             }
+            ApiError::Delivery(e) => delivery_error(e),
         }
+    }
+}
+
+fn delivery_error(e: &crate::deliver::engine::EngineError) -> (StatusCode, Outcome) {
+    use crate::deliver::engine::EngineError;
+    match e {
+        EngineError::UnknownDestination(name) => (
+            StatusCode::NOT_FOUND,
+            Outcome::single(
+                Issue::error(
+                    IssueType::NotFound,
+                    format!(
+                        "no destination {name:?} is configured; expected the name of a \
+                         [[deliver.destination]] or Subscription/{{id}}"
+                    ),
+                )
+                .at("destination"),
+            ),
+        ),
+        EngineError::NotPull(name) => (
+            StatusCode::BAD_REQUEST,
+            Outcome::single(
+                Issue::error(
+                    IssueType::NotSupported,
+                    format!(
+                        "destination {name:?} is a push destination (the gateway sends to it); \
+                         expected a destination of kind \"pull\""
+                    ),
+                )
+                .at("destination"),
+            ),
+        ),
+        EngineError::Store(e) => store_error(e),
+        EngineError::NoOutbox | EngineError::Forward(_) | EngineError::Missing(_) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            internal("delivery failed"),
+        ),
     }
 }
 
@@ -166,6 +229,8 @@ mod tests {
             ApiError::Rejected(Rejection::Envelope(IngestError::NotJson(i.clone()))),
             ApiError::Rejected(Rejection::Invalid(Outcome::single(i.clone()))),
             ApiError::BadRequest(vec![i.clone()]),
+            ApiError::Unprocessable(vec![i.clone()]),
+            ApiError::Gone(i.clone()),
             ApiError::NotFound(i.clone()),
             ApiError::NotAcceptable(i.clone()),
             ApiError::UnsupportedMediaType(i.clone()),

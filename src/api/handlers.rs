@@ -11,16 +11,18 @@ use super::AppState;
 use super::error::{ApiError, message_status, outcome_response, rejection_status};
 use super::negotiate::{Format, JsonBody, query_pairs};
 use super::routes::{self, OPERATIONS, RESOURCES};
+use crate::deliver::directory::Kind;
+use crate::deliver::provenance::Gateway;
 use crate::fhir::typed::{self, BundleKind, Capabilities, ResourceCapability};
 use crate::fhir::{Issue, IssueType, Outcome};
-use crate::pipeline::{CreateResult, MessageResult};
+use crate::pipeline::{CreateResult, MessageResult, PeriodRange, SeriesRefusal};
 use crate::store::StoredResource;
 use crate::store::search::SearchQuery;
 
 type ApiResult = Result<Response, ApiError>;
 
 /// A FHIR JSON response.
-fn fhir(status: StatusCode, format: Format, body: &Value) -> Response {
+pub(super) fn fhir(status: StatusCode, format: Format, body: &Value) -> Response {
     let bytes = if format.pretty {
         serde_json::to_vec_pretty(body)
     } else {
@@ -35,7 +37,7 @@ fn fhir(status: StatusCode, format: Format, body: &Value) -> Response {
     response
 }
 
-fn http_date(at: OffsetDateTime) -> String {
+pub(super) fn http_date(at: OffsetDateTime) -> String {
     let fmt = format_description!(
         "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
     );
@@ -59,7 +61,7 @@ fn version_headers(response: &mut Response, stored: &StoredResource) {
 }
 
 /// The FHIR base URL of this server as the client sees it.
-fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+pub(super) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
     if let Some(base) = &state.base_url {
         return base.clone();
     }
@@ -177,17 +179,29 @@ pub async fn search(
     RawQuery(raw): RawQuery,
 ) -> ApiResult {
     let params = query_pairs(raw.as_deref());
+    let base = base_url(&state, &headers);
+    let link_to = |pairs: &[(String, String)]| {
+        if pairs.is_empty() {
+            format!("{base}/{resource_type}")
+        } else {
+            format!("{base}/{resource_type}?{}", encode_pairs(pairs))
+        }
+    };
     if resource_type == "MeasureReport" {
-        // Indicator Measures are answered from the stored indicator values (the map stage).
-        if let Some(reports) = state.pipeline.indicator_reports(&params).await? {
-            let reports = reports.map_err(ApiError::BadRequest)?;
-            let self_link = format!(
-                "{}/MeasureReport?{}",
-                base_url(&state, &headers),
-                raw.as_deref().unwrap_or("")
-            );
-            let total = u32::try_from(reports.len()).ok();
-            let entries = reports
+        // Indicator Measures are answered from the stored indicator values (the map stage),
+        // pooled for ICB and region reporters.
+        if let Some(page) = state.pipeline.indicator_reports(&params).await? {
+            let page = page.map_err(ApiError::BadRequest)?;
+            let mut links = vec![("self", link_to(&params))];
+            if let Some(cursor) = &page.next {
+                links.push(("next", link_to(&SearchQuery::next_params(&params, cursor))));
+            }
+            let total = (page.first && page.next.is_none())
+                .then(|| u32::try_from(page.reports.len()).ok())
+                .flatten();
+            // Reports are computed on read and have no id of their own.
+            let entries = page
+                .reports
                 .into_iter()
                 .map(|r| {
                     json!({
@@ -197,32 +211,12 @@ pub async fn search(
                     })
                 })
                 .collect();
-            let bundle = typed::bundle_of_stored(
-                BundleKind::Searchset,
-                total,
-                &[("self", self_link)],
-                entries,
-            )?;
+            let bundle = typed::bundle_of_stored(BundleKind::Searchset, total, &links, entries)?;
             return Ok(fhir(StatusCode::OK, format, &bundle));
         }
     }
     let query = SearchQuery::parse(resource_type, &params).map_err(ApiError::BadRequest)?;
     let page = state.pipeline.store().search(resource_type, &query).await?;
-    let base = base_url(&state, &headers);
-    let encode = |pairs: &[(String, String)]| {
-        pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
-            .collect::<Vec<_>>()
-            .join("&")
-    };
-    let link_to = |pairs: &[(String, String)]| {
-        if pairs.is_empty() {
-            format!("{base}/{resource_type}")
-        } else {
-            format!("{base}/{resource_type}?{}", encode(pairs))
-        }
-    };
     let mut links = vec![("self", link_to(&params))];
     if let Some(cursor) = &page.next {
         links.push(("next", link_to(&SearchQuery::next_params(&params, cursor))));
@@ -244,6 +238,14 @@ pub async fn search(
         .collect();
     let bundle = typed::bundle_of_stored(BundleKind::Searchset, total, &links, entries)?;
     Ok(fhir(StatusCode::OK, format, &bundle))
+}
+
+fn encode_pairs(pairs: &[(String, String)]) -> String {
+    pairs
+        .iter()
+        .map(|(k, v)| format!("{}={}", encode_component(k), encode_component(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 fn encode_component(s: &str) -> String {
@@ -334,6 +336,140 @@ pub async fn process_message(
     }
 }
 
+/// `GET /fhir/Bundle/$regional?region=Y61&period=2026-10`: the signed consolidated regional
+/// bundle. The region must be a region of the organisation directory (an unknown code is 404, an
+/// ICB's or a trust's 400); a period with no data gives a valid bundle with completeness 0 of N.
+pub async fn regional_bundle(
+    State(state): State<AppState>,
+    format: Format,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let params = query_pairs(raw.as_deref());
+    let mut region = None;
+    let mut period = PeriodRange::default();
+    let mut period_given = false;
+    let mut problems = Vec::new();
+    for (k, v) in &params {
+        match k.as_str() {
+            "_format" | "_pretty" => {}
+            "region" => region = Some(v.trim().to_ascii_uppercase()),
+            "period" => {
+                period_given = true;
+                if let Err(e) = period.add(v) {
+                    problems.push(Issue::error(IssueType::Value, format!("period: {e}")));
+                }
+            }
+            other => problems.push(Issue::error(
+                IssueType::NotSupported,
+                format!("'{other}' is not a parameter of $regional; use region and period"),
+            )),
+        }
+    }
+    if region.is_none() {
+        problems.push(Issue::error(
+            IssueType::Required,
+            "region is required: the ODS code of an NHS England region (e.g. region=Y61)",
+        ));
+    }
+    if !period_given {
+        problems.push(Issue::error(
+            IssueType::Required,
+            "period is required: a year, month or day (e.g. period=2026-10), optionally with \
+             ge or le",
+        ));
+    }
+    let (Some(region), true) = (region, problems.is_empty()) else {
+        return Err(ApiError::BadRequest(problems));
+    };
+    let Some(directory) = state.pipeline.directory() else {
+        return Err(ApiError::NotFound(Issue::error(
+            IssueType::NotSupported,
+            "this gateway has no organisation directory loaded, so it knows no regions",
+        )));
+    };
+    let organisation = match directory.kind(&region) {
+        Some(Kind::Region) => directory.organisation(&region).cloned(),
+        Some(kind) => {
+            let what = if kind == Kind::Icb {
+                "an ICB"
+            } else {
+                "a trust"
+            };
+            return Err(ApiError::BadRequest(vec![Issue::error(
+                IssueType::Value,
+                format!(
+                    "region: {region} is {what}, not an NHS England region; expected a region \
+                     ODS code such as Y61 (for an ICB's values use \
+                     GET /fhir/MeasureReport?measure=...&reporter={region})"
+                ),
+            )]));
+        }
+        None => None,
+    };
+    let Some(organisation) = organisation else {
+        return Err(ApiError::NotFound(Issue::error(
+            IssueType::NotFound,
+            format!(
+                "region: {region} is not a region in the gateway's organisation directory \
+                 (mappings/organisations.toml)"
+            ),
+        )));
+    };
+    let Some(keys) = &state.keys else {
+        return Err(ApiError::NotFound(Issue::error(
+            IssueType::NotSupported,
+            "this gateway has no signing keys loaded, so it cannot sign a regional bundle",
+        )));
+    };
+    let base = base_url(&state, &headers);
+    let gateway = Gateway::new(base, gateway_instance());
+    let built = state
+        .pipeline
+        .regional_bundle(&organisation, &period, &gateway, keys.signer(), None)
+        .await?;
+    // The signed bytes as built, always compact (`_pretty` is ignored): receivers keep and
+    // verify exactly these.
+    let mut response = (StatusCode::OK, built.body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type),
+    );
+    Ok(response)
+}
+
+/// Name of this gateway instance in Provenance (the host name where the platform sets one).
+fn gateway_instance() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "pqom-gateway".to_owned())
+}
+
+/// `GET /api/indicators/{code}/series?org=QMM[&from=2026-07][&to=2026-10]`: plain JSON for
+/// charts, one point per period with the (pooled) counts, the rate and, for an ICB or region,
+/// completeness.
+pub async fn indicator_series(
+    State(state): State<AppState>,
+    Path(code): Path<String>,
+    RawQuery(raw): RawQuery,
+) -> ApiResult {
+    let params = query_pairs(raw.as_deref());
+    match state.pipeline.indicator_series(&code, &params).await? {
+        Ok(series) => {
+            let body = serde_json::to_vec(&series).unwrap_or_default();
+            let mut r = (StatusCode::OK, body).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            Ok(r)
+        }
+        Err(SeriesRefusal::UnknownIndicator(issue)) => Err(ApiError::NotFound(issue)),
+        Err(SeriesRefusal::BadRequest(issues)) => Err(ApiError::BadRequest(issues)),
+    }
+}
+
 /// The CapabilityStatement, derived from the route table and the loaded profiles.
 pub async fn metadata(
     State(state): State<AppState>,
@@ -360,6 +496,11 @@ pub async fn metadata(
                 .iter()
                 .map(|p| (p.name, p.type_code, p.documentation))
                 .collect(),
+            operations: def
+                .operations
+                .iter()
+                .map(|o| (o.name, o.definition))
+                .collect(),
         })
         .collect();
     // Profiles for types received only inside messages (Bundle, MessageHeader): listed with no
@@ -380,6 +521,7 @@ pub async fn metadata(
                 interactions: Vec::new(),
                 conditional_create: false,
                 search_params: Vec::new(),
+                operations: Vec::new(),
             });
         }
     }
@@ -391,7 +533,11 @@ pub async fn metadata(
         )),
         base_url: base,
         resources,
-        operations: OPERATIONS.iter().map(|o| (o.name, o.definition)).collect(),
+        operations: OPERATIONS
+            .iter()
+            .chain(routes::READ_OPERATIONS)
+            .map(|o| (o.name, o.definition))
+            .collect(),
         supported_messages: Vec::new(),
     };
     let statement = typed::capability_statement(&caps)?;

@@ -5,6 +5,11 @@
 //! - `pqom_http_requests_total{method, route, status}`
 //! - `pqom_http_request_duration_seconds{method, route}` (histogram)
 //! - `pqom_submissions_total{channel, outcome, reason}` (from the pipeline)
+//! - delivery (from `deliver::engine`): `pqom_delivery_queue_depth` (pending deliveries),
+//!   `pqom_outbox_undispatched_events`, `pqom_delivery_latency_seconds{destination}` (histogram,
+//!   acceptance to 2xx), `pqom_delivery_attempts_total{destination, result}` (delivered, retry,
+//!   dead), `pqom_delivery_failures_total{destination, reason}` (http_4xx, http_5xx, timeout,
+//!   connect, transport, build)
 
 use std::sync::OnceLock;
 use std::time::Instant;
@@ -15,6 +20,7 @@ use axum::response::Response;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 const DURATION: &str = "pqom_http_request_duration_seconds";
+const DELIVERY_LATENCY: &str = "pqom_delivery_latency_seconds";
 
 /// The process-wide Prometheus recorder, installed on first use (the `metrics` facade has one
 /// global recorder, and tests start many routers in one process). If a host application
@@ -32,6 +38,17 @@ pub fn handle() -> PrometheusHandle {
                         10.0,
                     ],
                 )
+                .and_then(|b| {
+                    // Acceptance to a receiver's 2xx: milliseconds when all is well, hours when a
+                    // receiver was down.
+                    b.set_buckets_for_metric(
+                        Matcher::Full(DELIVERY_LATENCY.to_owned()),
+                        &[
+                            0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                            300.0, 3600.0, 86400.0,
+                        ],
+                    )
+                })
                 .unwrap_or_else(|_| PrometheusBuilder::new());
             let recorder = builder.build_recorder();
             let handle = recorder.handle();

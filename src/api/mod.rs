@@ -7,11 +7,13 @@
 //! submitter always gets FHIR back. Listening, TLS, request ids, timeouts and tracing layers are
 //! the server bootstrap's job.
 
+mod delivery;
 pub mod error;
 mod handlers;
 pub mod metrics;
 pub mod negotiate;
 pub mod routes;
+pub mod subscriptions;
 mod validate_op;
 
 use std::sync::Arc;
@@ -22,7 +24,7 @@ use axum::routing::{MethodRouter, get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::pipeline::Pipeline;
-use routes::{Interaction, OPERATIONS, RESOURCES};
+use routes::{Backing, Interaction, OPERATIONS, RESOURCES};
 
 /// What the handlers share.
 #[derive(Clone)]
@@ -39,18 +41,35 @@ pub struct AppState {
     pub validator: Option<Arc<crate::validate::Validator>>,
     /// The gateway's signing keys; their public halves are served at `/.well-known/jwks.json`.
     pub keys: Option<Arc<crate::deliver::keys::KeyRing>>,
+    /// The delivery engine behind the pull feed, replay and dead letters (None: those routes
+    /// answer 404).
+    pub delivery: Option<Arc<crate::deliver::engine::Engine>>,
+    /// Subscriptions: parse options, the store, handshakes.
+    pub subscriptions: Arc<crate::deliver::subscriber::Subscriber>,
 }
 
 impl AppState {
     pub fn new(pipeline: Pipeline) -> Self {
+        let subscriptions = Arc::new(crate::deliver::subscriber::Subscriber::new(
+            pipeline.store().clone(),
+            "http://localhost/fhir",
+            Default::default(),
+        ));
         AppState {
+            subscriptions,
             pipeline,
             profiles: Arc::new(Vec::new()),
             base_url: None,
             metrics: metrics::handle(),
             validator: None,
             keys: None,
+            delivery: None,
         }
+    }
+
+    pub fn with_delivery(mut self, engine: Arc<crate::deliver::engine::Engine>) -> Self {
+        self.delivery = Some(engine);
+        self
     }
 
     pub fn with_profiles(mut self, profiles: Vec<(String, String)>) -> Self {
@@ -65,6 +84,15 @@ impl AppState {
 
     pub fn with_keys(mut self, keys: Arc<crate::deliver::keys::KeyRing>) -> Self {
         self.keys = Some(keys);
+        self
+    }
+
+    /// The handshake and heartbeat sender (the same one the background loop runs).
+    pub fn with_subscriptions(
+        mut self,
+        subscriptions: Arc<crate::deliver::subscriber::Subscriber>,
+    ) -> Self {
+        self.subscriptions = subscriptions;
         self
     }
 
@@ -89,8 +117,30 @@ pub fn router(state: AppState) -> Router {
             .route(op.path, post(handlers::process_message))
             .route(&encoded, post(handlers::process_message));
     }
+    // The GET operations of the table (`READ_OPERATIONS`; one so far).
+    let regional = routes::REGIONAL_BUNDLE.path;
+    router = router
+        .route(regional, get(handlers::regional_bundle))
+        .route(
+            &regional.replace('$', "%24"),
+            get(handlers::regional_bundle),
+        );
+    router = router.route(routes::SERIES_PATH, get(handlers::indicator_series));
     for def in RESOURCES {
         let ty: &'static str = def.resource_type;
+        match def.backing {
+            Backing::Submissions => {}
+            Backing::Subscriptions => {
+                router = subscriptions_routes(router);
+                continue;
+            }
+            Backing::Topics => {
+                router = router
+                    .route("/fhir/Basic", get(subscriptions::topics))
+                    .route("/fhir/Basic/{id}", get(subscriptions::topic));
+                continue;
+            }
+        }
         for &interaction in def.interactions {
             let method: MethodRouter<AppState> = match interaction {
                 Interaction::Read => get(move |s, p, f| handlers::read(s, ty, p, f)),
@@ -100,11 +150,14 @@ pub fn router(state: AppState) -> Router {
                 }
                 Interaction::SearchType => get(move |s, f, h, q| handlers::search(s, ty, f, h, q)),
                 Interaction::Create => post(move |s, f, h, b| handlers::create(s, ty, f, h, b)),
+                // Submitted resources change only by resubmission.
+                Interaction::Update | Interaction::Delete => continue,
             };
             router = router.route(&interaction.path(ty), method);
         }
     }
     router = validate_op::add_routes(router);
+    router = delivery::add_routes(router);
     let limit = state.pipeline.limits().max_body_bytes;
     router
         .fallback(handlers::no_route)
@@ -113,4 +166,22 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::from_fn(metrics::track))
         .with_state(state)
+}
+
+/// The Subscription routes (the table's `Subscription` entry): CRUD, search and `$status`.
+fn subscriptions_routes(router: Router<AppState>) -> Router<AppState> {
+    let status = get(subscriptions::status).post(subscriptions::status);
+    router
+        .route(
+            "/fhir/Subscription",
+            get(subscriptions::search).post(subscriptions::create),
+        )
+        .route(
+            "/fhir/Subscription/{id}",
+            get(subscriptions::read)
+                .put(subscriptions::update)
+                .delete(subscriptions::delete),
+        )
+        .route(routes::SUBSCRIPTION_STATUS.path, status.clone())
+        .route("/fhir/Subscription/{id}/%24status", status)
 }

@@ -31,8 +31,12 @@ pub enum StartError {
     Profiles(#[from] crate::validate::LoadError),
     #[error("cannot load the mappings: {0}")]
     Mappings(#[from] crate::map::MapLoadError),
+    #[error("cannot load the organisation directory: {0}")]
+    Directory(#[from] crate::deliver::directory::DirectoryError),
     #[error("cannot load the signing keys")]
     Keys(#[from] crate::deliver::keys::KeyError),
+    #[error("cannot start delivery: {0}")]
+    Delivery(#[from] crate::deliver::engine::EngineError),
     #[error("cannot prepare the gateway: {0}")]
     Prepare(String),
     #[error("cannot start the async runtime: {0}")]
@@ -115,10 +119,16 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         .filter_map(|url| Some((validator.profile_type(url)?.to_owned(), url.to_owned())))
         .collect();
     let mapper = Arc::new(crate::map::Mapper::load(&config.mappings_dir)?);
-    let pipeline = Pipeline::new(store, limits)
+    let directory = Arc::new(crate::deliver::directory::Directory::load(
+        &config.mappings_dir.join("organisations.toml"),
+    )?);
+    let outbox_wake = Arc::new(tokio::sync::Notify::new());
+    let pipeline = Pipeline::new(store.clone(), limits)
         .with_endpoint(format!("{base}/fhir"))
         .with_validator(validator.clone())
-        .with_mapper(mapper);
+        .with_mapper(mapper.clone())
+        .with_directory(directory.clone())
+        .with_outbox_wake(outbox_wake.clone());
     // The catalogue's Measures are served like any stored Measure (GET /fhir/Measure); publishing
     // is idempotent, so each start writes only what changed.
     let published = pipeline
@@ -129,13 +139,52 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
     if demo.is_some() {
         load_samples(&pipeline).await?;
     }
-    let keys = crate::deliver::keys::KeyRing::load(&config.signing, &config.data_dir)?;
+    let keys = Arc::new(crate::deliver::keys::KeyRing::load(
+        &config.signing,
+        &config.data_dir,
+    )?);
+    let store_for_subscriptions = store.clone();
+    let engine = Arc::new(crate::deliver::engine::Engine::new(
+        crate::deliver::engine::EngineParts {
+            store,
+            config: config.deliver.clone(),
+            directory,
+            mapper: Some(mapper),
+            keys: keys.clone(),
+            gateway: crate::deliver::provenance::Gateway::new(
+                format!("{base}/fhir"),
+                format!("pqom-gateway@{addr}"),
+            ),
+            wake: outbox_wake,
+            // SQLite: this process is the database's only sender.
+            exclusive: config.database_url.is_none(),
+        },
+    )?);
+    let subscriber = Arc::new(crate::deliver::subscriber::Subscriber::new(
+        store_for_subscriptions,
+        format!("{base}/fhir"),
+        crate::deliver::subscription::ParseOptions {
+            allow_http_loopback: config.subscription_http_loopback,
+        },
+    ));
     let state = AppState::new(pipeline)
+        .with_subscriptions(subscriber.clone())
         .with_profiles(profiles)
         .with_base_url(format!("{base}/fhir"))
         .with_validator(validator)
-        .with_keys(Arc::new(keys));
+        .with_keys(keys)
+        .with_delivery(engine.clone());
     let router = api::router(state);
+
+    // One stop signal for the server and the delivery engine: on SIGTERM both stop together;
+    // the engine finishes or releases its claims before the process exits.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        server::shutdown_signal().await;
+        let _ = stop_tx.send(true);
+    });
+    let delivery = tokio::spawn(engine.run(stop_rx.clone()));
+    let mut server_stop = stop_rx.clone();
 
     // The one line on stdout: scripts and tests read the address from it (logs go to stderr).
     println!("pqom-gateway listening on {base}");
@@ -143,9 +192,22 @@ async fn run(config: Config, demo: Option<Demo>) -> Result<(), StartError> {
         print_demo_help(&base);
     }
     tracing::info!(%base, store = if config.database_url.is_some() { "postgres" } else { "sqlite" }, "ready");
-    bound
-        .serve(router, config.request_timeout, server::shutdown_signal())
-        .await?;
+    // Background work stops with the server: the signal that starts draining requests also ends
+    // the heartbeat loop and the delivery engine (which finishes or releases its claims).
+    let heartbeats = tokio::spawn(subscriber.run(stop_rx));
+    let served = bound
+        .serve(router, config.request_timeout, async move {
+            let _ = server_stop.wait_for(|stop| *stop).await;
+        })
+        .await;
+    if tokio::time::timeout(server::DRAIN_TIMEOUT, heartbeats)
+        .await
+        .is_err()
+    {
+        tracing::warn!("subscription heartbeats did not stop in time");
+    }
+    let _ = delivery.await;
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -227,6 +289,9 @@ fn print_demo_help(base: &str) {
          {base}/fhir/metadata\n  \
          {base}/fhir/MeasureReport?reporter=RM1\n  \
          {base}/fhir/MeasureReport?period=ge2026-09-01&_count=5\n  \
+         {base}/fhir/MeasureReport?measure=https://fhir.pqom-gateway.org/Measure/stillbirth-rate&reporter=QMM\n  \
+         {base}/api/indicators/stillbirth-rate/series?org=QMM\n  \
+         {base}/fhir/Bundle/$regional?region=Y61&period=2026-10\n  \
          {base}/metrics\n\
          Submit your own: see README.md (curl examples). Stop with Ctrl-C."
     );

@@ -2,10 +2,12 @@
 //!
 //! Owns a small JSON document model ([`Json`]) that keeps every number exactly as written, a strict
 //! parser for it, and two serialisers: [`Json::to_canonical`] (what is signed) and
-//! [`Json::to_compact`] (what is sent). It must not use `serde_json::Value` for anything that is
-//! hashed or signed: without `arbitrary_precision` that type turns the FHIR decimal `0.750` into
-//! the double `0.75`, and FHIR says the trailing zero is significant (precision is part of the
-//! value).
+//! [`Json::to_compact`] (what is sent). FHIR says a decimal's trailing zeros are significant
+//! (precision is part of the value), so no number here ever goes through f64. The crate builds
+//! serde_json with `arbitrary_precision` for the same reason: a `serde_json::Value` from the store
+//! keeps `0.750` as written, and [`Json::from_value`] copies its text. The parser here exists
+//! because received bytes must also be checked for what serde_json accepts silently (duplicate
+//! member names).
 //!
 //! # The canonical form: RFC 8785 (JCS) with exact numbers
 //!
@@ -167,8 +169,8 @@ impl Json {
         Ok(v)
     }
 
-    /// Convert a `serde_json::Value` built by this program (never received bytes: its numbers
-    /// have already been through f64). Numbers take serde_json's rendering.
+    /// Convert a `serde_json::Value`. With serde_json's `arbitrary_precision` (set in Cargo.toml)
+    /// a number keeps the text it was parsed from, so stored decimals come through exactly.
     pub fn from_value(v: &serde_json::Value) -> Json {
         use serde_json::Value as V;
         match v {
@@ -186,7 +188,7 @@ impl Json {
     }
 
     /// Like [`Json::from_value`], then `resourceType`, `id`, `meta` first in every object:
-    /// `serde_json::Value` objects come out sorted by name, and FHIR readers expect those first.
+    /// a `serde_json::Value` built in code may hold them anywhere, and FHIR readers expect those first.
     pub fn from_fhir_value(v: &serde_json::Value) -> Json {
         fn hoist(j: &mut Json) {
             match j {

@@ -49,6 +49,14 @@ impl Organisation {
     }
 }
 
+/// The level of an organisation in the directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Region,
+    Icb,
+    Trust,
+}
+
 /// Where a trust's submissions go: the trust itself, its ICB and the ICB's NHS England region.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Route {
@@ -265,6 +273,20 @@ impl Directory {
             .get(&key)
             .or_else(|| self.icbs.get(&key).map(|(o, _)| o))
             .or_else(|| self.trusts.get(&key).map(|(o, _)| o))
+    }
+
+    /// Whether an ODS code is a region, an ICB or a trust here (case-insensitive).
+    pub fn kind(&self, ods: &str) -> Option<Kind> {
+        let key = ods.trim().to_ascii_uppercase();
+        if self.regions.contains_key(&key) {
+            Some(Kind::Region)
+        } else if self.icbs.contains_key(&key) {
+            Some(Kind::Icb)
+        } else if self.trusts.contains_key(&key) {
+            Some(Kind::Trust)
+        } else {
+            None
+        }
     }
 
     /// Trusts commissioned by an ICB, in ODS code order (for subscription filters).

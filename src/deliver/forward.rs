@@ -39,6 +39,10 @@
 //! resource has that type, `id` and `meta.versionId`; and that every entry other than the
 //! MessageHeader and the Provenance is a target.
 //!
+//! A consolidated regional bundle (event `pqom-regional-bundle`, [`super::regional`]) is signed
+//! and checked the same way, except that its Provenance records any number of source
+//! submissions (each hash must be well-formed) rather than exactly one.
+//!
 //! Build a forwarded bundle once per (event, subscriber) and keep the bytes: retries resend the
 //! same bytes, so a receiver deduplicates on `Bundle.id`.
 
@@ -81,9 +85,9 @@ pub struct ForwardResource {
 }
 
 impl ForwardResource {
-    /// From a stored resource. `StoredResource::resource` is a `serde_json::Value`, whose numbers
-    /// have been through f64 (`0.750` reads back as `0.75`); use [`ForwardResource::json`] with
-    /// the stored text instead where the store can give it.
+    /// From a stored resource. serde_json is built with `arbitrary_precision`, so the numbers of
+    /// `StoredResource::resource` keep their written text (`0.750` stays `0.750`) and the
+    /// signature covers the decimals as the trust sent them.
     pub fn from_stored(r: &crate::store::StoredResource) -> ForwardResource {
         ForwardResource {
             resource_type: r.resource_type.clone(),
@@ -448,7 +452,11 @@ pub fn verify(bytes: &[u8], jwks: &Jwks, submission: Option<&[u8]>) -> Report {
     let Some(&prov) = provenance_entries(&bundle).first() else {
         return report;
     };
-    entity_check(&mut report, prov, submission);
+    if event_code(&bundle) == Some(super::regional::REGIONAL_EVENT) {
+        regional_entity_check(&mut report, prov, submission);
+    } else {
+        entity_check(&mut report, prov, submission);
+    }
     target_check(&mut report, &bundle, prov);
     report
 }
@@ -540,6 +548,59 @@ fn entity_check(report: &mut Report, prov: &Json, submission: Option<&[u8]>) {
         None => report.pass(
             "entity",
             format!("message {message_id}, SHA-256 {hash} (well-formed)"),
+        ),
+    }
+}
+
+/// `MessageHeader.eventCoding.code` of the first entry.
+fn event_code(bundle: &Json) -> Option<&str> {
+    entries(bundle)
+        .next()?
+        .get("resource")?
+        .get("eventCoding")?
+        .get("code")?
+        .as_str()
+}
+
+/// A consolidated regional bundle (`super::regional`) derives from many submissions, or none:
+/// every recorded submission hash must be well-formed, and a `submission` file given must be
+/// one of them.
+fn regional_entity_check(report: &mut Report, prov: &Json, submission: Option<&[u8]>) {
+    let hashes = provenance::entity_identifiers(prov, provenance::SHA256_SYSTEM);
+    if let Some(bad) = hashes.iter().find(|h| !provenance::is_sha256_hex(h)) {
+        return report.fail(
+            "entity",
+            format!("submission hash {bad:?} is not 64 lower-case hex characters"),
+        );
+    }
+    match submission {
+        Some(body) => {
+            let actual = sha256_hex(body);
+            if hashes.contains(&actual.as_str()) {
+                report.pass(
+                    "entity",
+                    format!(
+                        "the submission file (SHA-256 {actual}) is one of the {} sources",
+                        hashes.len()
+                    ),
+                );
+            } else {
+                report.fail(
+                    "entity",
+                    format!(
+                        "the submission file hashes to {actual}, which is not one of the {} \
+                         sources this regional bundle records",
+                        hashes.len()
+                    ),
+                );
+            }
+        }
+        None => report.pass(
+            "entity",
+            format!(
+                "regional bundle derived from {} source submission(s)",
+                hashes.len()
+            ),
         ),
     }
 }

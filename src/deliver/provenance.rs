@@ -31,7 +31,7 @@
 
 use crate::deliver::canonical::{Json, Object};
 
-use super::directory::Route;
+use super::directory::{Organisation, Route};
 
 pub const PROFILE: &str = "https://fhir.pqom-gateway.org/StructureDefinition/pqom-provenance";
 /// Identifier system: `MessageHeader.id` of the submission the forwarded data came from.
@@ -123,6 +123,85 @@ fn coding(system: &str, code: &str, display: &str) -> serde_json::Value {
     serde_json::json!({ "system": system, "code": code, "display": display })
 }
 
+/// The contained Device that stands for this gateway instance.
+fn device(gateway: &Gateway) -> serde_json::Value {
+    serde_json::json!({
+        "resourceType": "Device",
+        "id": GATEWAY_DEVICE_ID,
+        "identifier": [{ "system": GATEWAY_INSTANCE_SYSTEM, "value": gateway.instance }],
+        "deviceName": [{ "name": "pqom-gateway", "type": "manufacturer-name" }],
+        "version": [{ "value": gateway.version }],
+        "url": gateway.fhir_base,
+    })
+}
+
+/// The gateway's assembler and transmitter agents (both the contained Device).
+fn gateway_agents(gateway: &Gateway) -> [serde_json::Value; 2] {
+    let who = serde_json::json!({
+        "reference": format!("#{GATEWAY_DEVICE_ID}"),
+        "type": "Device",
+        "display": format!("pqom-gateway {} ({})", gateway.version, gateway.instance),
+    });
+    [
+        serde_json::json!({
+            "type": { "coding": [coding(AGENT_TYPE_SYSTEM, "assembler", "Assembler")] },
+            "who": who,
+        }),
+        serde_json::json!({
+            "type": { "coding": [coding(PQOM_AGENT_TYPE_SYSTEM, "transmitter", "Transmitter")] },
+            "who": who,
+        }),
+    ]
+}
+
+/// An `author` agent: an organisation by ODS code.
+fn author(org: &Organisation) -> serde_json::Value {
+    serde_json::json!({
+        "type": { "coding": [coding(AGENT_TYPE_SYSTEM, "author", "Author")] },
+        "who": {
+            "type": "Organization",
+            "identifier": org.identifier_json(),
+            "display": org.name,
+        }
+    })
+}
+
+/// The source entities of one submission: its MessageHeader id (when it was a message) and
+/// the SHA-256 of its bytes as received.
+fn source_entities(source: &Source<'_>, from: &str) -> Vec<serde_json::Value> {
+    let mut entities = Vec::with_capacity(2);
+    if !source.message_id.is_empty() {
+        entities.push(serde_json::json!({
+            "role": "source",
+            "what": {
+                "type": "MessageHeader",
+                "identifier": { "system": MESSAGE_ID_SYSTEM, "value": source.message_id },
+                "display": format!("PQOM submission from {from}"),
+            }
+        }));
+    }
+    entities.push(serde_json::json!({
+        "role": "source",
+        "what": {
+            "type": "Bundle",
+            "identifier": { "system": SHA256_SYSTEM, "value": source.sha256 },
+            "display": "SHA-256 of the submission as received",
+        }
+    }));
+    entities
+}
+
+/// The unsigned JOSE signature (`data` is added by signing).
+fn unsigned_signature(recorded: &str) -> serde_json::Value {
+    serde_json::json!({
+        "type": [coding(SIGNATURE_TYPE_SYSTEM, SOURCE_SIGNATURE_CODE, "Source Signature")],
+        "when": recorded,
+        "who": { "reference": format!("#{GATEWAY_DEVICE_ID}"), "type": "Device" },
+        "targetFormat": TARGET_FORMAT,
+        "sigFormat": SIG_FORMAT,
+    })
+}
+
 /// The Provenance without `signature[0].data` (added by signing).
 pub fn build(
     id: &str,
@@ -132,72 +211,66 @@ pub fn build(
     source: &Source<'_>,
     gateway: &Gateway,
 ) -> Json {
-    let gateway_ref = serde_json::json!({
-        "reference": format!("#{GATEWAY_DEVICE_ID}"),
-        "type": "Device",
-        "display": format!("pqom-gateway {} ({})", gateway.version, gateway.instance),
-    });
+    let [assembler, transmitter] = gateway_agents(gateway);
     let v = serde_json::json!({
         "resourceType": "Provenance",
         "id": id,
         "meta": { "profile": [PROFILE] },
-        "contained": [{
-            "resourceType": "Device",
-            "id": GATEWAY_DEVICE_ID,
-            "identifier": [{ "system": GATEWAY_INSTANCE_SYSTEM, "value": gateway.instance }],
-            "deviceName": [{ "name": "pqom-gateway", "type": "manufacturer-name" }],
-            "version": [{ "value": gateway.version }],
-            "url": gateway.fhir_base,
-        }],
+        "contained": [device(gateway)],
         "target": targets.iter().map(|t| serde_json::json!({ "reference": t.reference() })).collect::<Vec<_>>(),
         "recorded": recorded,
         "activity": {
             "coding": [coding(LIFECYCLE_SYSTEM, "transmit", "Transmit Record Lifecycle Event")]
         },
-        "agent": [
-            {
-                "type": { "coding": [coding(AGENT_TYPE_SYSTEM, "author", "Author")] },
-                "who": {
-                    "type": "Organization",
-                    "identifier": route.trust.identifier_json(),
-                    "display": route.trust.name,
-                }
-            },
-            {
-                "type": { "coding": [coding(AGENT_TYPE_SYSTEM, "assembler", "Assembler")] },
-                "who": gateway_ref,
-            },
-            {
-                "type": { "coding": [coding(PQOM_AGENT_TYPE_SYSTEM, "transmitter", "Transmitter")] },
-                "who": gateway_ref,
-            }
-        ],
-        "entity": [
-            {
-                "role": "source",
-                "what": {
-                    "type": "MessageHeader",
-                    "identifier": { "system": MESSAGE_ID_SYSTEM, "value": source.message_id },
-                    "display": format!("PQOM submission from {}", route.trust.ods),
-                }
-            },
-            {
-                "role": "source",
-                "what": {
-                    "type": "Bundle",
-                    "identifier": { "system": SHA256_SYSTEM, "value": source.sha256 },
-                    "display": "SHA-256 of the submission as received",
-                }
-            }
-        ],
-        "signature": [{
-            "type": [coding(SIGNATURE_TYPE_SYSTEM, SOURCE_SIGNATURE_CODE, "Source Signature")],
-            "when": recorded,
-            "who": { "reference": format!("#{GATEWAY_DEVICE_ID}"), "type": "Device" },
-            "targetFormat": TARGET_FORMAT,
-            "sigFormat": SIG_FORMAT,
-        }],
+        "agent": [author(&route.trust), assembler, transmitter],
+        "entity": source_entities(source, &route.trust.ods),
+        "signature": [unsigned_signature(recorded)],
     });
+    Json::from_fhir_value(&v)
+}
+
+/// The Provenance of a consolidated regional bundle (`super::regional`), without
+/// `signature[0].data`. Unlike a forwarded bundle's, its content is derived from many
+/// submissions of many trusts: one `author` agent per trust that contributed, and the source
+/// entities (MessageHeader id, SHA-256) of every submission whose values it holds, with role
+/// `derivation`. So it does not claim the `pqom-provenance` profile (one author, one source);
+/// everything else (contained Device, assembler and transmitter agents, activity, signature)
+/// is the same. `targets` are the bundle's MessageHeader and every report.
+pub fn build_regional(
+    id: &str,
+    recorded: &str,
+    targets: &[Target],
+    authors: &[Organisation],
+    sources: &[(Source<'_>, &str)],
+    gateway: &Gateway,
+) -> Json {
+    let [assembler, transmitter] = gateway_agents(gateway);
+    let mut agents: Vec<serde_json::Value> = authors.iter().map(author).collect();
+    agents.push(assembler);
+    agents.push(transmitter);
+    let entities: Vec<serde_json::Value> = sources
+        .iter()
+        .flat_map(|(source, from)| source_entities(source, from))
+        .map(|mut e| {
+            e["role"] = serde_json::Value::from("derivation");
+            e
+        })
+        .collect();
+    let mut v = serde_json::json!({
+        "resourceType": "Provenance",
+        "id": id,
+        "contained": [device(gateway)],
+        "target": targets.iter().map(|t| serde_json::json!({ "reference": t.reference() })).collect::<Vec<_>>(),
+        "recorded": recorded,
+        "activity": {
+            "coding": [coding(LIFECYCLE_SYSTEM, "transmit", "Transmit Record Lifecycle Event")]
+        },
+        "agent": agents,
+        "signature": [unsigned_signature(recorded)],
+    });
+    if !entities.is_empty() {
+        v["entity"] = serde_json::Value::Array(entities);
+    }
     Json::from_fhir_value(&v)
 }
 
@@ -258,7 +331,6 @@ pub fn targets(provenance: &Json) -> Vec<Option<&str>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::deliver::directory::Organisation;
 
     fn route() -> Route {
         let org = |ods: &str, name: &str| Organisation {

@@ -275,6 +275,8 @@ pub struct ResourceCapability {
     pub conditional_create: bool,
     /// Search parameters: name, type code, documentation.
     pub search_params: Vec<(&'static str, &'static str, &'static str)>,
+    /// Operations on instances of this type: name and canonical of their OperationDefinition.
+    pub operations: Vec<(&'static str, &'static str)>,
 }
 
 /// What the CapabilityStatement says about the whole server.
@@ -312,6 +314,15 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
                     .build()?,
             ));
         }
+        let mut resource_operations = Vec::new();
+        for (name, definition) in &r.operations {
+            resource_operations.push(Some(
+                CapabilityStatementRestResourceOperation::builder()
+                    .name((*name).to_owned())
+                    .definition((*definition).to_owned())
+                    .build()?,
+            ));
+        }
         resources.push(Some(
             CapabilityStatementRestResource::builder()
                 .r#type(code::<codes::ResourceType>(
@@ -325,6 +336,7 @@ pub fn capability_statement(caps: &Capabilities) -> TypedResult<Value> {
                 .update_create(false)
                 .conditional_create(r.conditional_create)
                 .search_param(params)
+                .operation(resource_operations)
                 .build()?,
         ));
     }

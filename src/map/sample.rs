@@ -11,21 +11,8 @@ use super::catalogue::{
 };
 use crate::fhir::ODS_ORG_SYSTEM;
 
-/// The twelve indicator codes of the reference report.
-pub const REFERENCE_GROUPS: [&str; 12] = [
-    "stillbirth-rate",
-    "neonatal-death-rate",
-    "pph-1500ml",
-    "oasi-tears",
-    "preterm-birth",
-    "smoking-at-delivery",
-    "caesarean-robson-1",
-    "caesarean-robson-2",
-    "caesarean-robson-5",
-    "apgar-low-5min",
-    "vbac",
-    "nnap-birth-nicu-centre",
-];
+/// The twelve indicator codes of the reference report (one list, in `crate::samples`).
+pub use crate::samples::REFERENCE_INDICATORS as REFERENCE_GROUPS;
 
 fn pops(num: u64, den: u64) -> Value {
     json!([

@@ -1,6 +1,6 @@
 //! The map stage inside the pipeline: accepted MeasureReports become indicator values (stored as
-//! a time series), the catalogue Measures are published, and indicator MeasureReports are read
-//! back from the stored values.
+//! a time series in the submission's own commit) and the catalogue Measures are published.
+//! Reading them back (trust, ICB and region reports) is [`super::reports`].
 //!
 //! Mapping never rejects a submission: what it cannot map is reported in the outcome (and in
 //! metrics) as unmapped, and the submission is accepted as validated.
@@ -9,15 +9,12 @@ use std::sync::Arc;
 
 use serde_json::Value;
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 use uuid::Uuid;
 
 use super::{Pipeline, PipelineError};
-use crate::fhir::{CANONICAL_BASE, Issue, IssueType, ODS_ORG_SYSTEM};
+use crate::fhir::{Issue, IssueType};
 use crate::map::{MapOutcome, Mapper};
-use crate::store::{
-    Channel, CommitOutcome, IndicatorQuery, NewSubmission, ResourceWrite, SubmissionStatus,
-};
+use crate::store::{Channel, CommitOutcome, NewSubmission, ResourceWrite, SubmissionStatus};
 
 /// Identifier system of catalogue Measures published into the store (value `url|version`), so
 /// that publishing again at the next start writes nothing.
@@ -74,22 +71,6 @@ impl Pipeline {
         Some((outcome, issues))
     }
 
-    /// Store the values of a committed submission. The submission is already durable and
-    /// answered; a failure here is logged (the values can be rebuilt from the stored body).
-    pub(super) async fn record_values(&self, submission_id: Uuid, outcome: Option<&MapOutcome>) {
-        let Some(outcome) = outcome.filter(|o| !o.values.is_empty()) else {
-            return;
-        };
-        if let Err(error) = self
-            .store
-            .record_indicator_values(submission_id, OffsetDateTime::now_utc(), &outcome.values)
-            .await
-        {
-            tracing::error!(%submission_id, error = %error, "storing indicator values failed");
-            metrics::counter!("pqom_indicator_store_failures_total").increment(1);
-        }
-    }
-
     /// Put the catalogue Measures into the store (so `GET /fhir/Measure` serves them), unless
     /// that url|version is there already. Returns how many were written.
     pub async fn publish_catalogue(&self) -> Result<usize, PipelineError> {
@@ -143,83 +124,11 @@ impl Pipeline {
             .to_json(),
             response: None,
             resources,
+            event: None,
+            indicator_values: Vec::new(),
         };
         match self.store.commit_submission(submission).await? {
             CommitOutcome::Committed(_) | CommitOutcome::DuplicateMessage(_) => Ok(n),
         }
-    }
-
-    /// `GET /fhir/MeasureReport?measure={base}/Measure/{indicator}[&reporter=..][&period=..]`:
-    /// indicator MeasureReports built from the stored current values. `Ok(None)`: the search is
-    /// not for an indicator Measure (the store answers it).
-    pub async fn indicator_reports(
-        &self,
-        params: &[(String, String)],
-    ) -> Result<Option<Result<Vec<Value>, Vec<Issue>>>, PipelineError> {
-        let Some(mapper) = self.mapper.as_ref() else {
-            return Ok(None);
-        };
-        let prefix = format!("{CANONICAL_BASE}/Measure/");
-        let Some(indicator) = params
-            .iter()
-            .find(|(k, _)| k == "measure")
-            .and_then(|(_, v)| {
-                let code = v.strip_prefix(&prefix)?.split('|').next()?;
-                mapper.catalogue().indicator(code).map(|i| i.code.clone())
-            })
-        else {
-            return Ok(None);
-        };
-        let mut query = IndicatorQuery {
-            indicator: Some(indicator),
-            ..IndicatorQuery::default()
-        };
-        let mut problems = Vec::new();
-        for (k, v) in params {
-            match k.as_str() {
-                "measure" | "_format" | "_pretty" => {}
-                "reporter" => {
-                    for r in v.split(',') {
-                        let ods = r
-                            .strip_prefix(&format!("{ODS_ORG_SYSTEM}|"))
-                            .unwrap_or(r)
-                            .trim();
-                        query.trusts.push(ods.to_ascii_uppercase());
-                    }
-                }
-                "period" => {
-                    // ISO 8601 text compares in time order; '~' sorts after every character a
-                    // date or dateTime uses, so `le2026-10` includes all of October.
-                    if let Some(d) = v.strip_prefix("ge") {
-                        query.period_from = Some(d.to_owned());
-                    } else if let Some(d) = v.strip_prefix("le") {
-                        query.period_to = Some(format!("{d}~"));
-                    } else {
-                        let d = v.strip_prefix("eq").unwrap_or(v);
-                        query.period_from = Some(d.to_owned());
-                        query.period_to = Some(format!("{d}~"));
-                    }
-                }
-                other => problems.push(
-                    Issue::error(
-                        IssueType::NotSupported,
-                        format!(
-                            "search parameter '{other}' is not supported for indicator reports; \
-                             use measure, reporter and period (ge, le, eq)"
-                        ),
-                    )
-                    .at(other.to_owned()),
-                ),
-            }
-        }
-        if !problems.is_empty() {
-            return Ok(Some(Err(problems)));
-        }
-        let stored = self.store.indicator_values(&query).await?;
-        let values: Vec<_> = stored.into_iter().map(|s| s.value).collect();
-        let date = OffsetDateTime::now_utc()
-            .format(&Rfc3339)
-            .unwrap_or_default();
-        Ok(Some(Ok(mapper.indicator_reports(&values, &date))))
     }
 }

@@ -1,8 +1,10 @@
 //! Indicator values (the output of [`crate::map`]) as a time series, in both backends.
 //!
-//! A submission's values replace the current values of the same indicator, trust and period;
-//! the replaced rows stay, marked with the submission that superseded them, so the history of
-//! a trust's corrections can be shown. Stored as plain columns (not JSON) so that charts and
+//! A submission's values are written inside its commit (the backends call [`sqlite::record`] /
+//! [`postgres::record`] in the submission's transaction), so a 2xx means they are stored too.
+//! They replace the current values of the same indicator, trust and period; the replaced rows
+//! stay, marked with the submission that superseded them, so the history of a trust's
+//! corrections can be shown. Stored as plain columns (not JSON) so that charts and
 //! pooling read them with one indexed query.
 
 use serde::Serialize;
@@ -10,7 +12,6 @@ use sqlx::{Postgres, QueryBuilder, Row, Sqlite};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::index::micros;
 use super::{StoreError, StoreResult};
 use crate::map::{IndicatorValue, Period, StratumKey};
 
@@ -29,6 +30,8 @@ pub struct IndicatorQuery {
     pub totals_only: bool,
     /// Superseded values too (the history), not only the current ones.
     pub include_history: bool,
+    /// Only the values this submission recorded (what its forwarded bundle carries).
+    pub submission: Option<Uuid>,
 }
 
 /// A stored indicator value and where it came from.
@@ -107,7 +110,9 @@ fn recorded(at: i64) -> StoreResult<OffsetDateTime> {
 }
 
 macro_rules! push_filters {
-    ($qb:expr, $q:expr) => {{
+    // `$uuid`: how a bound UUID text is turned into the column's type ("" for SQLite's TEXT,
+    // "::uuid" for PostgreSQL), so the submission index serves the comparison.
+    ($qb:expr, $q:expr, $uuid:expr) => {{
         $qb.push(" WHERE 1 = 1");
         if !$q.include_history {
             $qb.push(" AND superseded_by IS NULL");
@@ -132,6 +137,11 @@ macro_rules! push_filters {
         if $q.totals_only {
             $qb.push(" AND stratifier = ''");
         }
+        if let Some(s) = &$q.submission {
+            $qb.push(" AND submission_id = ")
+                .push_bind(s.to_string())
+                .push($uuid);
+        }
         $qb.push(
             " ORDER BY indicator, trust, period_start, period_end, recorded_at, \
              stratifier, stratum_system, stratum_code",
@@ -141,16 +151,16 @@ macro_rules! push_filters {
 
 pub(crate) mod sqlite {
     use super::*;
-    use sqlx::SqlitePool;
+    use sqlx::{SqliteConnection, SqlitePool};
 
+    /// Write a submission's values inside its transaction (`recorded_at` in microseconds).
     pub async fn record(
-        pool: &SqlitePool,
+        tx: &mut SqliteConnection,
         submission_id: Uuid,
-        recorded_at: OffsetDateTime,
+        recorded_at: i64,
         values: &[IndicatorValue],
     ) -> StoreResult<()> {
         let sub = submission_id.to_string();
-        let mut tx = pool.begin().await?;
         for (indicator, trust, period) in keys(values) {
             sqlx::query(
                 "UPDATE indicator_value SET superseded_by = ? WHERE indicator = ? AND trust = ? \
@@ -172,7 +182,7 @@ pub(crate) mod sqlite {
                  denominator, value, narrative) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&sub)
-            .bind(micros(recorded_at))
+            .bind(recorded_at)
             .bind(&v.indicator)
             .bind(&v.trust)
             .bind(&v.period.start)
@@ -187,7 +197,6 @@ pub(crate) mod sqlite {
             .execute(&mut *tx)
             .await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -198,7 +207,7 @@ pub(crate) mod sqlite {
         let mut qb = QueryBuilder::<Sqlite>::new(format!(
             "SELECT {COLUMNS}, submission_id, superseded_by FROM indicator_value"
         ));
-        push_filters!(qb, q);
+        push_filters!(qb, q, "");
         let rows = qb.build().fetch_all(pool).await?;
         rows.into_iter()
             .map(|r| {
@@ -236,17 +245,38 @@ pub(crate) mod sqlite {
 
 pub(crate) mod postgres {
     use super::*;
-    use sqlx::PgPool;
+    use sqlx::{PgConnection, PgPool};
 
+    /// Write a submission's values inside its transaction (`recorded_at` in microseconds).
+    ///
+    /// Two instances committing values for the same indicator, trust and period at once must
+    /// not both leave a current set: under READ COMMITTED the second UPDATE would not see the
+    /// rows the first inserted. So each key is locked first (a transaction-scoped advisory lock,
+    /// taken in sorted order so two commits cannot deadlock), and the UPDATE that follows runs
+    /// with a snapshot taken after the other commit.
     pub async fn record(
-        pool: &PgPool,
+        tx: &mut PgConnection,
         submission_id: Uuid,
-        recorded_at: OffsetDateTime,
+        recorded_at: i64,
         values: &[IndicatorValue],
     ) -> StoreResult<()> {
         let sub = submission_id.to_string();
-        let mut tx = pool.begin().await?;
-        for (indicator, trust, period) in keys(values) {
+        let keys = keys(values);
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let lock_keys: Vec<String> = keys
+            .iter()
+            .map(|(i, t, p)| format!("indicator_value|{i}|{t}|{}|{}", p.start, p.end))
+            .collect();
+        sqlx::query(
+            "SELECT pg_advisory_xact_lock(hashtextextended(k, 0)) \
+             FROM (SELECT k FROM UNNEST($1::text[]) AS t(k) ORDER BY k) AS s",
+        )
+        .bind(lock_keys)
+        .execute(&mut *tx)
+        .await?;
+        for (indicator, trust, period) in keys {
             sqlx::query(
                 "UPDATE indicator_value SET superseded_by = $1::uuid WHERE indicator = $2 \
                  AND trust = $3 AND period_start = $4 AND period_end = $5 \
@@ -281,7 +311,7 @@ pub(crate) mod postgres {
                 };
                 b.push_bind(sub.clone())
                     .push_unseparated("::uuid")
-                    .push_bind(micros(recorded_at))
+                    .push_bind(recorded_at)
                     .push_bind(v.indicator.clone())
                     .push_bind(v.trust.clone())
                     .push_bind(v.period.start.clone())
@@ -299,7 +329,6 @@ pub(crate) mod postgres {
             }
             qb.build().execute(&mut *tx).await?;
         }
-        tx.commit().await?;
         Ok(())
     }
 
@@ -310,7 +339,7 @@ pub(crate) mod postgres {
         let mut qb = QueryBuilder::<Postgres>::new(format!(
             "SELECT {COLUMNS}, submission_id::text, superseded_by::text FROM indicator_value"
         ));
-        push_filters!(qb, q);
+        push_filters!(qb, q, "::uuid");
         let rows = qb.build().fetch_all(pool).await?;
         rows.into_iter()
             .map(|r| {

@@ -1,9 +1,9 @@
 //! Each backend's SQL migrations, embedded in the binary so that it needs no files at run time.
 //!
 //! Numbering is per concern (docs/CONVENTIONS.md): `0001` spine (submissions, resources),
-//! `0002` indicators, `0003` delivery. To add one, put `NNNN_name.sql` in both
-//! `migrations/sqlite` and `migrations/postgres` and add one line to each list below. Applied
-//! migrations are checksummed: never edit one that has shipped, add a new one.
+//! `0002` indicators, `0003` subscriptions, `0004` the delivery outbox. To add one, put
+//! `NNNN_name.sql` in both `migrations/sqlite` and `migrations/postgres` and add one line to each
+//! list below. Applied migrations are checksummed: never edit one that has shipped, add a new one.
 
 use std::borrow::Cow;
 
@@ -20,6 +20,16 @@ const SQLITE: &[Embedded] = &[
         "indicators",
         include_str!("migrations/sqlite/0002_indicators.sql"),
     ),
+    (
+        3,
+        "subscriptions",
+        include_str!("migrations/sqlite/0003_subscriptions.sql"),
+    ),
+    (
+        4,
+        "outbox",
+        include_str!("migrations/sqlite/0004_outbox.sql"),
+    ),
 ];
 
 const POSTGRES: &[Embedded] = &[
@@ -32,6 +42,16 @@ const POSTGRES: &[Embedded] = &[
         2,
         "indicators",
         include_str!("migrations/postgres/0002_indicators.sql"),
+    ),
+    (
+        3,
+        "subscriptions",
+        include_str!("migrations/postgres/0003_subscriptions.sql"),
+    ),
+    (
+        4,
+        "outbox",
+        include_str!("migrations/postgres/0004_outbox.sql"),
     ),
 ];
 

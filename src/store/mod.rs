@@ -2,14 +2,15 @@
 //! WAL) and PostgreSQL (several gateway instances sharing one database). Each backend owns its
 //! migrations (`migrations/sqlite`, `migrations/postgres`).
 //!
-//! Contract: when [`Store::commit_submission`] returns `Ok`, the submission, its outcome and
-//! every resource version it wrote are durable (committed and synced). A 2xx answer is only
-//! ever sent after that.
+//! Contract: when [`Store::commit_submission`] returns `Ok`, the submission, its outcome, every
+//! resource version it wrote and its indicator values are durable (committed and synced, in one
+//! transaction). A 2xx answer is only ever sent after that.
 //!
 //! Layout: [`index`] extracts the search index from resource JSON (pure), [`search`] parses
 //! searches and builds their SQL, [`sqlite`] and [`postgres`] are the backends, [`migrations`]
-//! embeds each backend's SQL migrations in the binary. This module must not know about HTTP:
-//! [`StoreError::Unavailable`] is what the API turns into 503.
+//! embeds each backend's SQL migrations in the binary, [`outbox`] keeps the delivery outbox
+//! (events written in the accepting commit, deliveries, claims) in both backends. This module
+//! must not know about HTTP: [`StoreError::Unavailable`] is what the API turns into 503.
 //!
 //! Instants are kept as microseconds since the Unix epoch (UTC) in both backends, so that the
 //! same search SQL and cursors work on both; values returned are truncated to microseconds.
@@ -17,9 +18,11 @@
 pub mod index;
 pub mod indicators;
 mod migrations;
+pub mod outbox;
 pub mod postgres;
 pub mod search;
 pub mod sqlite;
+pub mod subscriptions;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -32,6 +35,7 @@ use uuid::Uuid;
 
 pub use indicators::{IndicatorQuery, StoredIndicatorValue};
 pub use search::{SearchPage, SearchQuery};
+pub use subscriptions::{StoredSubscription, SubscriptionStatus, SubscriptionWrite};
 
 /// How a submission arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +75,13 @@ pub struct NewSubmission {
     pub response: Option<Value>,
     /// Resources to create or version. Empty when rejected.
     pub resources: Vec<ResourceWrite>,
+    /// The outbox event to write in the same transaction (accepted submissions that are to be
+    /// delivered; never set for a rejected one, and the store ignores it if it is).
+    pub event: Option<outbox::OutboxEvent>,
+    /// The indicator values mapped from the submission ([`crate::map`]), written in the same
+    /// transaction: they replace the current values of the same indicator, trust and period,
+    /// and the replaced values stay as history. Empty when rejected or unmapped.
+    pub indicator_values: Vec<crate::map::IndicatorValue>,
 }
 
 /// A resource to store as part of a submission.
@@ -189,7 +200,8 @@ pub type StoreResult<T> = Result<T, StoreError>;
 /// The storage stage. Backends: SQLite and PostgreSQL; the same test suite runs on both.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Commit a submission, its outcome and its resource versions in one transaction.
+    /// Commit a submission, its outcome, its resource versions and its indicator values in one
+    /// transaction. Indicator values are stamped with the commit's instant (`recorded_at`).
     async fn commit_submission(&self, submission: NewSubmission) -> StoreResult<CommitOutcome>;
 
     async fn submission(&self, id: Uuid) -> StoreResult<Option<StoredSubmission>>;
@@ -238,18 +250,9 @@ pub trait Store: Send + Sync + 'static {
     /// Liveness of the database (for `/readyz`).
     async fn ping(&self) -> StoreResult<()>;
 
-    /// Record the indicator values mapped from a committed submission, in one transaction. They
-    /// replace the current values of the same indicator, trust and period; the replaced values
-    /// stay as history (`superseded_by`).
-    async fn record_indicator_values(
-        &self,
-        _submission_id: Uuid,
-        _recorded_at: OffsetDateTime,
-        _values: &[crate::map::IndicatorValue],
-    ) -> StoreResult<()> {
-        Err(StoreError::Config(
-            "this store does not keep indicator values".into(),
-        ))
+    /// The delivery outbox of this store (`None`: this store cannot deliver).
+    fn outbox(&self) -> Option<&dyn outbox::Outbox> {
+        None
     }
 
     /// Indicator values, ordered by indicator, trust, period, recording time and stratum.
@@ -261,6 +264,89 @@ pub trait Store: Send + Sync + 'static {
             "this store does not keep indicator values".into(),
         ))
     }
+
+    // Subscriptions (see [`subscriptions`]). The defaults refuse, for stores that keep none.
+
+    /// Store a new Subscription (version 1, a new logical id).
+    async fn create_subscription(
+        &self,
+        _write: SubscriptionWrite,
+    ) -> StoreResult<StoredSubscription> {
+        Err(no_subscriptions())
+    }
+
+    /// Replace a live Subscription: the next version, `error` cleared; the event counter, the
+    /// creation time and `last_sent_at` kept. `None` if there is no live Subscription `id`.
+    async fn update_subscription(
+        &self,
+        _id: &str,
+        _write: SubscriptionWrite,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// Mark a Subscription deleted (status `off`; the row stays). `false` if there was no live
+    /// Subscription `id`.
+    async fn delete_subscription(&self, _id: &str) -> StoreResult<bool> {
+        Err(no_subscriptions())
+    }
+
+    /// A Subscription by id, deleted ones included (`deleted` says so).
+    async fn subscription(&self, _id: &str) -> StoreResult<Option<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// Live (not deleted) Subscriptions, with this status if given, oldest first.
+    async fn subscriptions(
+        &self,
+        _status: Option<SubscriptionStatus>,
+    ) -> StoreResult<Vec<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// Set the status and its reason (`error`, cleared when `None`) of a live Subscription; the
+    /// served JSON follows. Not a new version. `None` if there is no live Subscription `id`.
+    async fn set_subscription_status(
+        &self,
+        _id: &str,
+        _status: SubscriptionStatus,
+        _error: Option<&str>,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// [`Store::set_subscription_status`] only if the Subscription is still at `version_id`: a
+    /// handshake's verdict must not land on a version the client has since replaced.
+    async fn set_subscription_status_at_version(
+        &self,
+        _id: &str,
+        _version_id: i64,
+        _status: SubscriptionStatus,
+        _error: Option<&str>,
+    ) -> StoreResult<Option<StoredSubscription>> {
+        Err(no_subscriptions())
+    }
+
+    /// Record that a notification reached the endpoint at `at` (never moves `last_sent_at` back).
+    async fn touch_subscription_sent(&self, _id: &str, _at: OffsetDateTime) -> StoreResult<()> {
+        Err(no_subscriptions())
+    }
+
+    /// Take the right to send a heartbeat: sets `last_sent_at` to `at` only if it is still `seen`
+    /// and the Subscription is live and active. `true`: this caller sends it (two instances
+    /// sharing a database never both do).
+    async fn claim_heartbeat(
+        &self,
+        _id: &str,
+        _seen: Option<OffsetDateTime>,
+        _at: OffsetDateTime,
+    ) -> StoreResult<bool> {
+        Err(no_subscriptions())
+    }
+}
+
+fn no_subscriptions() -> StoreError {
+    StoreError::Config("this store does not keep subscriptions".into())
 }
 
 /// File name of the SQLite database inside the data directory.

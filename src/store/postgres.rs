@@ -28,8 +28,8 @@ use uuid::Uuid;
 use super::index::SearchIndex;
 use super::{
     CommitOutcome, NewSubmission, SearchPage, SearchQuery, Store, StoreError, StoreResult,
-    StoredResource, StoredSubmission, migrate_error, migrations, new_logical_id, now_micros, page,
-    prepare, resource_from_row, search, stamp, submission_from_row,
+    StoredResource, StoredSubmission, SubmissionStatus, migrate_error, migrations, new_logical_id,
+    now_micros, page, prepare, resource_from_row, search, stamp, submission_from_row,
 };
 
 const MAX_CONNECTIONS: u32 = 16;
@@ -48,6 +48,7 @@ const SUBMISSION_COLUMNS: &str = "id::text, received_at, channel, message_id, se
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    outbox: super::outbox::postgres::SqlOutbox,
 }
 
 impl PostgresStore {
@@ -69,7 +70,13 @@ impl PostgresStore {
             .run(&pool)
             .await
             .map_err(migrate_error)?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore {
+            outbox: super::outbox::postgres::SqlOutbox {
+                writer: pool.clone(),
+                reader: pool.clone(),
+            },
+            pool,
+        })
     }
 
     /// Close the pool, waiting for connections to finish.
@@ -155,6 +162,16 @@ impl PostgresStore {
             .execute(&mut *tx)
             .await?;
             written[i] = (id, version_id, last_updated);
+        }
+        super::indicators::postgres::record(
+            &mut tx,
+            submission.id,
+            now,
+            &submission.indicator_values,
+        )
+        .await?;
+        if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
+            super::outbox::postgres::insert_event(&mut tx, submission.id, event, now).await?;
         }
         tx.commit().await?;
         // Committed: no retry will need the resources again, so they move into the result.
@@ -353,13 +370,8 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn record_indicator_values(
-        &self,
-        submission_id: Uuid,
-        recorded_at: time::OffsetDateTime,
-        values: &[crate::map::IndicatorValue],
-    ) -> StoreResult<()> {
-        super::indicators::postgres::record(&self.pool, submission_id, recorded_at, values).await
+    fn outbox(&self) -> Option<&dyn super::outbox::Outbox> {
+        Some(&self.outbox)
     }
 
     async fn indicator_values(
@@ -367,6 +379,69 @@ impl Store for PostgresStore {
         query: &super::IndicatorQuery,
     ) -> StoreResult<Vec<super::StoredIndicatorValue>> {
         super::indicators::postgres::query(&self.pool, query).await
+    }
+
+    async fn create_subscription(
+        &self,
+        write: super::SubscriptionWrite,
+    ) -> StoreResult<super::StoredSubscription> {
+        super::subscriptions::postgres::create(&self.pool, write).await
+    }
+
+    async fn update_subscription(
+        &self,
+        id: &str,
+        write: super::SubscriptionWrite,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::postgres::update(&self.pool, id, write).await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> StoreResult<bool> {
+        super::subscriptions::postgres::delete(&self.pool, id).await
+    }
+
+    async fn subscription(&self, id: &str) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::postgres::get(&self.pool, id).await
+    }
+
+    async fn subscriptions(
+        &self,
+        status: Option<super::SubscriptionStatus>,
+    ) -> StoreResult<Vec<super::StoredSubscription>> {
+        super::subscriptions::postgres::list(&self.pool, status).await
+    }
+
+    async fn set_subscription_status(
+        &self,
+        id: &str,
+        status: super::SubscriptionStatus,
+        error: Option<&str>,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::postgres::set_status(&self.pool, id, None, status, error).await
+    }
+
+    async fn set_subscription_status_at_version(
+        &self,
+        id: &str,
+        version_id: i64,
+        status: super::SubscriptionStatus,
+        error: Option<&str>,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::postgres::set_status(&self.pool, id, Some(version_id), status, error)
+            .await
+    }
+
+    async fn touch_subscription_sent(&self, id: &str, at: time::OffsetDateTime) -> StoreResult<()> {
+        super::subscriptions::postgres::touch_sent(&self.pool, id, at).await
+    }
+
+    async fn claim_heartbeat(
+        &self,
+        id: &str,
+        seen: Option<time::OffsetDateTime>,
+        at: time::OffsetDateTime,
+    ) -> StoreResult<bool> {
+        super::subscriptions::postgres::claim_heartbeat(&self.pool, id, seen, at).await
     }
 }
 

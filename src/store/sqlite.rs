@@ -28,8 +28,8 @@ use uuid::Uuid;
 use super::index::SearchIndex;
 use super::{
     CommitOutcome, NewSubmission, SearchPage, SearchQuery, Store, StoreError, StoreResult,
-    StoredResource, StoredSubmission, migrate_error, migrations, new_logical_id, now_micros, page,
-    prepare, resource_from_row, search, stamp, submission_from_row,
+    StoredResource, StoredSubmission, SubmissionStatus, migrate_error, migrations, new_logical_id,
+    now_micros, page, prepare, resource_from_row, search, stamp, submission_from_row,
 };
 
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -49,6 +49,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     path: PathBuf,
+    outbox: super::outbox::sqlite::SqlOutbox,
 }
 
 impl SqliteStore {
@@ -95,6 +96,10 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await?;
         Ok(SqliteStore {
+            outbox: super::outbox::sqlite::SqlOutbox {
+                writer: writer.clone(),
+                reader: reader.clone(),
+            },
             writer,
             reader,
             path: path.to_owned(),
@@ -180,6 +185,16 @@ impl Store for SqliteStore {
                 resource: write.resource,
                 submission_id: submission.id,
             });
+        }
+        super::indicators::sqlite::record(
+            &mut tx,
+            submission.id,
+            now,
+            &submission.indicator_values,
+        )
+        .await?;
+        if let (Some(event), SubmissionStatus::Accepted) = (&submission.event, submission.status) {
+            super::outbox::sqlite::insert_event(&mut tx, submission.id, event, now).await?;
         }
         tx.commit().await?;
         Ok(CommitOutcome::Committed(written))
@@ -324,13 +339,8 @@ impl Store for SqliteStore {
         Ok(())
     }
 
-    async fn record_indicator_values(
-        &self,
-        submission_id: Uuid,
-        recorded_at: time::OffsetDateTime,
-        values: &[crate::map::IndicatorValue],
-    ) -> StoreResult<()> {
-        super::indicators::sqlite::record(&self.writer, submission_id, recorded_at, values).await
+    fn outbox(&self) -> Option<&dyn super::outbox::Outbox> {
+        Some(&self.outbox)
     }
 
     async fn indicator_values(
@@ -338,6 +348,69 @@ impl Store for SqliteStore {
         query: &super::IndicatorQuery,
     ) -> StoreResult<Vec<super::StoredIndicatorValue>> {
         super::indicators::sqlite::query(&self.reader, query).await
+    }
+
+    async fn create_subscription(
+        &self,
+        write: super::SubscriptionWrite,
+    ) -> StoreResult<super::StoredSubscription> {
+        super::subscriptions::sqlite::create(&self.writer, write).await
+    }
+
+    async fn update_subscription(
+        &self,
+        id: &str,
+        write: super::SubscriptionWrite,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::sqlite::update(&self.writer, id, write).await
+    }
+
+    async fn delete_subscription(&self, id: &str) -> StoreResult<bool> {
+        super::subscriptions::sqlite::delete(&self.writer, id).await
+    }
+
+    async fn subscription(&self, id: &str) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::sqlite::get(&self.reader, id).await
+    }
+
+    async fn subscriptions(
+        &self,
+        status: Option<super::SubscriptionStatus>,
+    ) -> StoreResult<Vec<super::StoredSubscription>> {
+        super::subscriptions::sqlite::list(&self.reader, status).await
+    }
+
+    async fn set_subscription_status(
+        &self,
+        id: &str,
+        status: super::SubscriptionStatus,
+        error: Option<&str>,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::sqlite::set_status(&self.writer, id, None, status, error).await
+    }
+
+    async fn set_subscription_status_at_version(
+        &self,
+        id: &str,
+        version_id: i64,
+        status: super::SubscriptionStatus,
+        error: Option<&str>,
+    ) -> StoreResult<Option<super::StoredSubscription>> {
+        super::subscriptions::sqlite::set_status(&self.writer, id, Some(version_id), status, error)
+            .await
+    }
+
+    async fn touch_subscription_sent(&self, id: &str, at: time::OffsetDateTime) -> StoreResult<()> {
+        super::subscriptions::sqlite::touch_sent(&self.writer, id, at).await
+    }
+
+    async fn claim_heartbeat(
+        &self,
+        id: &str,
+        seen: Option<time::OffsetDateTime>,
+        at: time::OffsetDateTime,
+    ) -> StoreResult<bool> {
+        super::subscriptions::sqlite::claim_heartbeat(&self.writer, id, seen, at).await
     }
 }
 

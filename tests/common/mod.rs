@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod gateway;
 pub mod pg;
 
 use std::sync::Arc;
@@ -246,9 +247,35 @@ async fn postgres_store() -> Option<(Arc<dyn Store>, pg::PgDatabase)> {
     Some((store, database))
 }
 
-/// Run each named test (an `async fn(TestApp)`) once per backend.
+/// Run each named test (an `async fn(TestApp)`) once per backend. With `with = f;` first, the
+/// app state is configured by `f: fn(AppState) -> AppState` (plug in mappings, keys...).
 #[macro_export]
 macro_rules! on_both_backends {
+    (with = $configure:ident; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let app = $crate::common::spawn_with(
+                        $crate::common::Backend::Sqlite, Default::default(), super::$configure,
+                    ).await.expect("sqlite");
+                    super::$name(app).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    if let Some(app) = $crate::common::spawn_with(
+                        $crate::common::Backend::Postgres, Default::default(), super::$configure,
+                    ).await {
+                        super::$name(app).await;
+                    }
+                }
+            )*
+        }
+    };
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(

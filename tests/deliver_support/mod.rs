@@ -15,20 +15,7 @@ use pqom_gateway::deliver::provenance::Gateway;
 use serde_json::{Value, json};
 
 const BASE: &str = "https://fhir.pqom-gateway.org";
-const INDICATORS: [&str; 12] = [
-    "stillbirth-rate",
-    "neonatal-death-rate",
-    "pph-1500ml",
-    "oasi-tears",
-    "preterm-birth",
-    "smoking-at-delivery",
-    "caesarean-robson-1",
-    "caesarean-robson-2",
-    "caesarean-robson-5",
-    "apgar-low-5min",
-    "vbac",
-    "nnap-birth-nicu-centre",
-];
+use pqom_gateway::samples::REFERENCE_INDICATORS as INDICATORS;
 const ETHNIC: [&str; 17] = [
     "A", "B", "C", "D", "E", "F", "G", "H", "J", "K", "L", "M", "N", "P", "R", "S", "Z",
 ];

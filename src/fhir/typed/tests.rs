@@ -162,6 +162,7 @@ fn capability_statement_is_r4() {
             interactions: vec!["read", "create"],
             conditional_create: true,
             search_params: vec![("period", "date", "MeasureReport.period")],
+            operations: vec![],
         }],
         operations: vec![(
             "process-message",
