@@ -9,7 +9,8 @@
 //! and arrays of objects where FHIR has elements, strings and integers where it has primitives,
 //! no `_name` primitive companions, no duplicate or choice-like keys); for anything else it
 //! answers `None` and the caller evaluates the FHIRPath expression, which stays the authority.
-//! Tests at the bottom check that both agree on the reference report and on many broken copies.
+//! The tests (`native_tests.rs`) check that both agree on the reference report and on many broken
+//! copies, and that the profile's texts are the ones listed here.
 
 use smallvec::SmallVec;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
@@ -293,7 +294,8 @@ impl Native {
 }
 
 /// What the group-level checks (`pqom-1`, `-2`, `-4`, `-5`) read, computed in one pass over a
-/// group's strata and shared by them.
+/// group's strata and shared by them. When any part of the group has a shape left to FHIRPath,
+/// there is no summary and all four checks fall back (slower, never wrong).
 struct GroupSummary {
     /// The group is the ratio indicator (exempt from numerator <= denominator).
     ratio: bool,
