@@ -328,8 +328,8 @@ fn group_summary(group: &Value) -> Option<GroupSummary> {
         each_obj(sf, "stratum", &mut |st| {
             let p = pops(st)?;
             g.strata_num_le_den &= num_le_den_holds(&p);
-            for k in 0..3 {
-                sum[k] = sum[k].checked_add(p.sum[k])?;
+            for (total, add) in sum.iter_mut().zip(p.sum) {
+                *total = total.checked_add(add)?;
             }
             Some(())
         })?;
@@ -459,7 +459,7 @@ fn system_and_code<'j>(coding: &'j Value) -> Option<(Option<&'j str>, Option<&'j
         }
         *slot = Some(v);
     }
-    fn text<'j>(v: Option<&'j Value>) -> Option<Option<&'j str>> {
+    fn text(v: Option<&Value>) -> Option<Option<&str>> {
         match v {
             None => Some(None),
             Some(v) => v.as_str().map(Some),
