@@ -2,7 +2,8 @@
 //! around it, one core, against the parse-only baselines. Figures and commands: BENCHMARKS.md.
 //!
 //! `cargo bench --bench validate` (release profile). Criterion prints time per report, reports/s
-//! ("elem/s") and MB/s for each line.
+//! ("elem/s") and MB/s for each line. For instruction counts that do not depend on machine load,
+//! run `examples/validate_loop.rs` under callgrind (commands in BENCHMARKS.md).
 
 use std::hint::black_box;
 use std::path::PathBuf;

@@ -51,6 +51,7 @@ pub(crate) struct Struct {
     pub type_name: Box<str>,
     pub is_resource: bool,
     pub elements: Vec<ElemRule>,
+    /// JSON keys, sorted by [`key_order`] for the binary search of [`Struct::lookup`].
     pub keys: Vec<KeyEntry>,
     /// Invariants of the root element (or, for an inline struct, of its data type).
     pub invariants: Vec<u32>,
@@ -69,10 +70,19 @@ impl Struct {
     #[inline]
     pub fn lookup(&self, key: &str) -> Option<&KeyEntry> {
         self.keys
-            .binary_search_by(|k| k.key.as_ref().cmp(key))
+            .binary_search_by(|k| key_order(&k.key, key))
             .ok()
             .map(|i| &self.keys[i])
     }
+}
+
+/// The order of [`Struct::keys`]: by length, then bytes. Most probes of the walk's binary search
+/// are decided by the length alone, without comparing bytes.
+#[inline]
+fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len()
+        .cmp(&b.len())
+        .then_with(|| a.as_bytes().cmp(b.as_bytes()))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -525,7 +535,7 @@ impl Builder<'_> {
                 });
             }
         }
-        keys.sort_by(|a, b| a.key.cmp(&b.key));
+        keys.sort_by(|a, b| key_order(&a.key, &b.key));
         keys.dedup_by(|a, b| a.key == b.key);
         let s = &mut self.structs[sid as usize];
         s.elements = elements;

@@ -6,6 +6,7 @@
 use sonic_rs::{JsonContainerTrait, Value};
 
 use super::fhirpath::{self, Coded, EvalContext, Expr};
+use super::native::{self, Native};
 use super::{Membership, Terminology};
 use crate::fhir::Severity;
 
@@ -23,6 +24,9 @@ pub(crate) struct Invariant {
 pub(crate) enum Imp {
     /// `ext-1`: `extension.exists() != value.exists()`.
     Ext1,
+    /// A native check for this exact expression ([`super::native`]), with the expression to
+    /// fall back on for JSON shapes the native check leaves to FHIRPath.
+    Native(Native, Box<Expr>),
     FhirPath(Box<Expr>),
     /// Not evaluated (reason given in the load warnings).
     Unsupported,
@@ -45,7 +49,10 @@ impl Invariant {
                 Ok(expr) => {
                     let missing = expr.unsupported_functions();
                     if missing.is_empty() {
-                        (Imp::FhirPath(Box::new(expr)), None)
+                        match native::lookup(expression) {
+                            Some(n) => (Imp::Native(n, Box::new(expr)), None),
+                            None => (Imp::FhirPath(Box::new(expr)), None),
+                        }
                     } else {
                         (
                             Imp::Unsupported,
@@ -85,28 +92,40 @@ impl Invariant {
 
     /// `Ok(true)` holds (an empty result counts as holding), `Ok(false)` fails, `Err` could not
     /// be evaluated on this instance (the caller reports it).
-    pub fn eval(&self, env: &Env<'_>, focus: &Value, ty: &str) -> Result<bool, String> {
+    pub fn eval(
+        &self,
+        env: &Env<'_>,
+        focus: &Value,
+        ty: &str,
+        cache: &mut native::Cache,
+    ) -> Result<bool, String> {
         match &self.imp {
             Imp::Ext1 => Ok(ext_1(focus)),
             Imp::Unsupported => Ok(true),
-            Imp::FhirPath(expr) => {
-                let term = TermAdapter(env.term);
-                let mut ctx = EvalContext::new().with_terminology(&term);
-                if let Some(r) = env.resource {
-                    ctx = ctx.with_resource(r);
-                }
-                if let Some(r) = env.root {
-                    ctx = ctx.with_root_resource(r);
-                }
-                let out = expr
-                    .evaluate_typed(&ctx, focus, ty)
-                    .map_err(|e| e.to_string())?;
-                match out.as_boolean() {
-                    Ok(b) => Ok(b.unwrap_or(true)),
-                    Err(e) => Err(e.to_string()),
-                }
-            }
+            Imp::Native(n, expr) => match n.eval(focus, cache) {
+                Some(holds) => Ok(holds),
+                None => fhirpath_eval(expr, env, focus, ty),
+            },
+            Imp::FhirPath(expr) => fhirpath_eval(expr, env, focus, ty),
         }
+    }
+}
+
+fn fhirpath_eval(expr: &Expr, env: &Env<'_>, focus: &Value, ty: &str) -> Result<bool, String> {
+    let term = TermAdapter(env.term);
+    let mut ctx = EvalContext::new().with_terminology(&term);
+    if let Some(r) = env.resource {
+        ctx = ctx.with_resource(r);
+    }
+    if let Some(r) = env.root {
+        ctx = ctx.with_root_resource(r);
+    }
+    let out = expr
+        .evaluate_typed(&ctx, focus, ty)
+        .map_err(|e| e.to_string())?;
+    match out.as_boolean() {
+        Ok(b) => Ok(b.unwrap_or(true)),
+        Err(e) => Err(e.to_string()),
     }
 }
 

@@ -12,6 +12,37 @@
 //! as information issues (see [`TermStore::load_notes`]). No I/O: callers hand in parsed resources.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a. Membership is looked up for every coded element validated (value-set URL, system,
+/// code), and SipHash was a visible share of that. The tables are built from the loaded
+/// definitions only; received data only probes them, so flooding resistance buys nothing here.
+#[derive(Clone, Copy)]
+pub(crate) struct Fnv(u64);
+
+impl Default for Fnv {
+    fn default() -> Self {
+        Fnv(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl Hasher for Fnv {
+    #[inline]
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = self.0;
+        for &b in bytes {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+type FastSet<K> = HashSet<K, BuildHasherDefault<Fnv>>;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -75,8 +106,8 @@ pub enum TerminologyError {
 /// were listed explicitly.
 #[derive(Debug, Clone, Default)]
 pub struct Expansion {
-    codes: HashMap<String, HashSet<String>>,
-    open: HashSet<String>,
+    codes: FastMap<String, FastSet<String>>,
+    open: FastSet<String>,
     /// An import could not be resolved at all: every code not found is Unknown.
     open_any: bool,
 }
@@ -159,9 +190,9 @@ impl Expansion {
         let open_in = |e: &Expansion, s: &str| e.open_any || e.open.contains(s);
         let has = |e: &Expansion, s: &str| open_in(e, s) || e.codes.contains_key(s);
         for (system, codes) in &self.codes {
-            let kept: HashSet<String> = match other.codes.get(system) {
+            let kept: FastSet<String> = match other.codes.get(system) {
                 Some(theirs) => codes.intersection(theirs).cloned().collect(),
-                None => HashSet::new(),
+                None => FastSet::default(),
             };
             if open_in(other, system) {
                 out.open.insert(system.clone());
@@ -386,7 +417,7 @@ fn canonical(url: &str) -> &str {
 pub struct TermStore {
     code_systems: HashMap<String, CodeSystemIndex>,
     value_set_json: HashMap<String, Value>,
-    expansions: HashMap<String, Arc<Expansion>>,
+    expansions: FastMap<String, Arc<Expansion>>,
     notes: Vec<Issue>,
 }
 

@@ -19,6 +19,7 @@ use super::compile::{
 use super::context;
 use super::invariant::{Env, ext_1};
 use super::jsoncmp;
+use super::native;
 use super::path::PathStack;
 use super::primitive::{JsonKind, Prim};
 use super::rules;
@@ -39,6 +40,7 @@ pub(crate) fn validate(
         assign: Vec::new(),
         resources: Vec::new(),
         bundles: Vec::new(),
+        native: native::Cache::default(),
     };
     let Some(obj) = value.as_object() else {
         return Outcome::single(Issue::error(
@@ -101,6 +103,8 @@ struct Run<'a, 'j> {
     assign: Vec<u32>,
     resources: Vec<ResCtx<'j>>,
     bundles: Vec<BundleIndex<'j>>,
+    /// Shared work of the native invariant checks on one group.
+    native: native::Cache,
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -380,7 +384,7 @@ where
                 .find(|r| !r.contained)
                 .map(|r| r.value),
         };
-        match i.eval(&env, focus, ty) {
+        match i.eval(&env, focus, ty, &mut self.native) {
             Ok(true) => {}
             Ok(false) => {
                 let msg = format!(
@@ -1055,6 +1059,7 @@ where
                         assign: Vec::new(),
                         resources: Vec::new(),
                         bundles: Vec::new(),
+                        native: native::Cache::default(),
                     };
                     if set.structs[*sid as usize].is_resource {
                         sub.resource(v, &[*sid], false);

@@ -1,0 +1,342 @@
+//! The native checks against the FHIRPath evaluator, on the reference report and on copies broken
+//! in the ways each invariant exists to catch (and in shapes the native checks leave alone).
+
+use std::collections::HashMap;
+
+use serde_json::{Value as J, json};
+use sonic_rs::{JsonContainerTrait, Value};
+
+use super::*;
+use crate::samples::{ReportParams, reference_report};
+use crate::validate::fhirpath::{EvalContext, Expr};
+
+fn to_sonic(j: &J) -> Value {
+    sonic_rs::Deserializer::from_slice(&serde_json::to_vec(j).unwrap())
+        .use_rawnumber()
+        .deserialize()
+        .unwrap()
+}
+
+fn pop_code(code: &str) -> J {
+    json!({ "coding": [{ "system": MP, "code": code }] })
+}
+
+type Mutation = (&'static str, fn(&mut J));
+
+/// Broken (and oddly shaped) copies of the reference report.
+fn mutations() -> Vec<Mutation> {
+    vec![
+        ("unchanged", |_| {}),
+        ("stratum numerator above denominator", |r| {
+            let p = &mut r["group"][0]["stratifier"][0]["stratum"][0]["population"];
+            p[0]["count"] = json!(p[1]["count"].as_u64().unwrap() + 1);
+        }),
+        ("group numerator zero: strata exceed it", |r| {
+            r["group"][1]["population"][0]["count"] = json!(0);
+        }),
+        ("group numerator above denominator", |r| {
+            let p = &mut r["group"][2]["population"];
+            p[0]["count"] = json!(p[1]["count"].as_u64().unwrap() + 5);
+        }),
+        ("ratio indicator may exceed", |r| {
+            let g = &mut r["group"][3];
+            g["code"]["coding"][0]["code"] = json!("midwife-staffing-fill-rate");
+            let p = &mut g["population"];
+            p[0]["count"] = json!(p[1]["count"].as_u64().unwrap() + 5);
+            let s = &mut g["stratifier"][1]["stratum"][2]["population"];
+            s[0]["count"] = json!(s[1]["count"].as_u64().unwrap() + 5);
+        }),
+        ("stratum without denominator", |r| {
+            let p = r["group"][4]["stratifier"][0]["stratum"][0]["population"]
+                .as_array_mut()
+                .unwrap();
+            p.pop();
+        }),
+        ("stratum with initial-population only", |r| {
+            let p = &mut r["group"][4]["stratifier"][0]["stratum"][1]["population"];
+            p[0]["code"] = pop_code("initial-population");
+            p[1]["code"] = pop_code("initial-population");
+        }),
+        ("group with initial-population only", |r| {
+            let g = &mut r["group"][4];
+            g["population"][0]["code"] = pop_code("initial-population");
+            g["population"].as_array_mut().unwrap().pop();
+        }),
+        ("complete ethnic stratifier that adds up", |r| {
+            let sf = &mut r["group"][5]["stratifier"][0]["stratum"];
+            sf.as_array_mut().unwrap().push(json!({
+                "value": { "coding": [{ "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland", "code": "99" }] },
+                "population": [
+                    { "code": pop_code("numerator"), "count": 0 },
+                    { "code": pop_code("denominator"), "count": 0 },
+                ],
+            }));
+        }),
+        ("complete ethnic stratifier that does not add up", |r| {
+            let sf = &mut r["group"][5]["stratifier"][0]["stratum"];
+            sf.as_array_mut().unwrap().push(json!({
+                "value": { "coding": [{ "system": "https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland", "code": "99" }] },
+                "population": [
+                    { "code": pop_code("numerator"), "count": 0 },
+                    { "code": pop_code("denominator"), "count": 3 },
+                ],
+            }));
+        }),
+        ("stratum code repeated", |r| {
+            let s = &mut r["group"][6]["stratifier"][0]["stratum"];
+            let c = s[0]["value"]["coding"][0]["code"].clone();
+            s[1]["value"]["coding"][0]["code"] = c;
+        }),
+        ("stratum in another code system", |r| {
+            r["group"][7]["stratifier"][1]["stratum"][3]["value"]["coding"][0]["system"] =
+                json!("https://example.org/other");
+        }),
+        ("stratum coding without a system", |r| {
+            let c = r["group"][7]["stratifier"][0]["stratum"][3]["value"]["coding"][0]
+                .as_object_mut()
+                .unwrap();
+            c.remove("system");
+        }),
+        ("insight-category stratifier is exempt from sums", |r| {
+            let g = &mut r["group"][8];
+            g["stratifier"][0]["code"][0]["coding"][0]["code"] = json!("insight-category");
+            g["population"][0]["count"] = json!(0);
+        }),
+        ("negative count", |r| {
+            r["group"][9]["stratifier"][0]["stratum"][2]["population"][0]["count"] = json!(-1);
+            r["group"][9]["population"][1]["count"] = json!(-4);
+        }),
+        ("stratum value missing", |r| {
+            let s = r["group"][10]["stratifier"][1]["stratum"][0]
+                .as_object_mut()
+                .unwrap();
+            s.remove("value");
+        }),
+        ("stratum with value and component", |r| {
+            r["group"][10]["stratifier"][1]["stratum"][1]["component"] =
+                json!([{ "code": { "text": "x" }, "value": { "text": "y" } }]);
+        }),
+        ("stratum with component only", |r| {
+            let s = r["group"][10]["stratifier"][1]["stratum"][2]
+                .as_object_mut()
+                .unwrap();
+            s.remove("value");
+            s.insert(
+                "component".into(),
+                json!([{ "code": { "text": "x" }, "value": { "text": "y" } }]),
+            );
+        }),
+        ("stratum with empty component array", |r| {
+            r["group"][10]["stratifier"][1]["stratum"][3]["component"] = json!([]);
+        }),
+        ("group codes repeated", |r| {
+            let c = r["group"][0]["code"].clone();
+            r["group"][1]["code"] = c;
+        }),
+        ("stratifier codes repeated", |r| {
+            let c = r["group"][11]["stratifier"][0]["code"].clone();
+            r["group"][11]["stratifier"][1]["code"] = c;
+        }),
+        ("population with two codings", |r| {
+            let p = &mut r["group"][11]["stratifier"][0]["stratum"][4]["population"][0];
+            p["code"]["coding"]
+                .as_array_mut()
+                .unwrap()
+                .push(json!({ "system": MP, "code": "denominator" }));
+        }),
+        ("population without a code", |r| {
+            let p = r["group"][11]["stratifier"][1]["stratum"][4]["population"][1]
+                .as_object_mut()
+                .unwrap();
+            p.remove("code");
+        }),
+        ("population without a count", |r| {
+            let p = r["group"][0]["stratifier"][1]["stratum"][5]["population"][1]
+                .as_object_mut()
+                .unwrap();
+            p.remove("count");
+            let g = r["group"][1]["population"][1].as_object_mut().unwrap();
+            g.remove("count");
+        }),
+        ("coding as an object, not an array", |r| {
+            let c = r["group"][2]["code"]["coding"][0].clone();
+            r["group"][2]["code"]["coding"] = c;
+            let c = r["group"][2]["stratifier"][0]["stratum"][0]["population"][0]["code"]["coding"]
+                [0]
+            .clone();
+            r["group"][2]["stratifier"][0]["stratum"][0]["population"][0]["code"]["coding"] = c;
+        }),
+        ("empty arrays", |r| {
+            r["group"][3]["stratifier"][0]["stratum"][0]["population"] = json!([]);
+            r["group"][3]["stratifier"][1]["stratum"][0]["value"]["coding"] = json!([]);
+        }),
+        // Shapes the native checks leave to FHIRPath.
+        ("decimal count", |r| {
+            r["group"][0]["stratifier"][0]["stratum"][6]["population"][0]["count"] = json!(1.5);
+        }),
+        ("string count", |r| {
+            r["group"][1]["stratifier"][0]["stratum"][6]["population"][0]["count"] = json!("3");
+        }),
+        ("primitive companion", |r| {
+            r["group"][2]["stratifier"][0]["stratum"][6]["population"][0]["_count"] =
+                json!({ "extension": [{ "url": "u", "valueString": "x" }] });
+            r["group"][2]["stratifier"][0]["stratum"][7]["value"]["coding"][0]["_system"] =
+                json!({ "id": "s" });
+        }),
+        ("choice-like key", |r| {
+            let s = r["group"][3]["stratifier"][0]["stratum"][7]
+                .as_object_mut()
+                .unwrap();
+            let v = s.remove("value").unwrap();
+            s.insert("valueCodeableConcept".into(), v);
+        }),
+        ("counts that overflow", |r| {
+            let s = &mut r["group"][4]["stratifier"][1]["stratum"];
+            s[0]["population"][0]["count"] = json!(i64::MAX);
+            s[1]["population"][0]["count"] = json!(i64::MAX);
+        }),
+        ("null in an array", |r| {
+            r["group"][5]["population"]
+                .as_array_mut()
+                .unwrap()
+                .push(J::Null);
+        }),
+        ("strings where objects belong", |r| {
+            r["group"][6]["stratifier"][1]["stratum"][8]["value"] = json!("x");
+            r["group"][6]["stratifier"][1]["code"] = json!(["y"]);
+        }),
+        ("code as a number", |r| {
+            r["group"][8]["code"]["coding"][0]["code"] = json!(5);
+        }),
+        ("system as a number", |r| {
+            r["group"][7]["stratifier"][0]["stratum"][9]["value"]["coding"][0]["system"] = json!(1);
+        }),
+    ]
+}
+
+/// Every node an invariant of the trust report profile is evaluated on, with its FHIRPath type.
+fn nodes(doc: &Value) -> Vec<(&Value, &'static str)> {
+    fn arr<'a>(v: &'a Value, k: &str) -> Vec<&'a Value> {
+        v.as_object()
+            .and_then(|o| o.get(&k))
+            .and_then(|a| a.as_array())
+            .map(|a| a.iter().collect())
+            .unwrap_or_default()
+    }
+    let mut out = vec![(doc, "MeasureReport")];
+    for g in arr(doc, "group") {
+        out.push((g, "MeasureReport.group"));
+        for p in arr(g, "population") {
+            if let Some(c) = p.as_object().and_then(|o| o.get(&"count")) {
+                out.push((c, "integer"));
+            }
+        }
+        for sf in arr(g, "stratifier") {
+            out.push((sf, "MeasureReport.group.stratifier"));
+            for st in arr(sf, "stratum") {
+                out.push((st, "MeasureReport.group.stratifier.stratum"));
+                for p in arr(st, "population") {
+                    if let Some(c) = p.as_object().and_then(|o| o.get(&"count")) {
+                        out.push((c, "integer"));
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
+    let exprs: Vec<(String, Native, Expr)> = table()
+        .iter()
+        .map(|(t, n)| (t.clone(), *n, Expr::parse(t).unwrap()))
+        .collect();
+    // (true, false, left to FHIRPath) per expression.
+    let mut seen: HashMap<&str, (usize, usize, usize)> = HashMap::new();
+    for (what, mutate) in mutations() {
+        let mut j = reference_report(&ReportParams::default());
+        mutate(&mut j);
+        let doc = to_sonic(&j);
+        // One cache per document, shared by every check on every node, as in a validation run.
+        let mut cache = Cache::default();
+        for (node, ty) in nodes(&doc) {
+            for (text, native, expr) in &exprs {
+                let ctx = EvalContext::new().with_resource(&doc);
+                let fp = expr
+                    .evaluate_typed(&ctx, node, ty)
+                    .map_err(|e| e.to_string())
+                    .and_then(|c| c.as_boolean().map_err(|e| e.to_string()))
+                    .map(|b| b.unwrap_or(true));
+                let got = native.eval(node, &mut cache);
+                let s = seen.entry(text.as_str()).or_default();
+                match got {
+                    Some(b) => {
+                        assert_eq!(
+                            fp.as_ref().ok(),
+                            Some(&b),
+                            "{what}: native {native:?} says {b} on {ty}, FHIRPath says {fp:?}: {text}"
+                        );
+                        if b { s.0 += 1 } else { s.1 += 1 }
+                    }
+                    None => {
+                        s.2 += 1;
+                        // The unchanged report never needs the fallback where FHIRPath succeeds.
+                        assert!(
+                            what != "unchanged" || fp.is_err(),
+                            "native {native:?} left the valid report's {ty} to FHIRPath"
+                        );
+                    }
+                }
+            }
+        }
+    }
+    for (text, (t, f, fallback)) in &seen {
+        assert!(
+            *t > 0 && *f > 0,
+            "{text}: true {t}, false {f}: a case is not covered"
+        );
+        assert!(*fallback > 0, "{text}: no shape was left to FHIRPath");
+    }
+}
+
+/// The hot invariants of the trust report profile (and mrp-2 from R4) are the texts the native
+/// table lists; if the profile generator changes one, this fails (the invariant would still be
+/// checked, through FHIRPath, only slower).
+#[test]
+fn profile_invariants_have_native_checks() {
+    let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let read =
+        |p: &str| -> J { serde_json::from_slice(&std::fs::read(root.join(p)).unwrap()).unwrap() };
+    let mut found = HashMap::new();
+    let sd = read("profiles/StructureDefinition-pqom-trust-measurereport.json");
+    let mut elements: Vec<J> = sd["snapshot"]["element"]
+        .as_array()
+        .or(sd["differential"]["element"].as_array())
+        .unwrap()
+        .clone();
+    let core = read("definitions/r4/profiles-resources.json");
+    for e in core["entry"].as_array().unwrap() {
+        if e["resource"]["id"] == "MeasureReport" {
+            elements.extend(
+                e["resource"]["snapshot"]["element"]
+                    .as_array()
+                    .unwrap()
+                    .clone(),
+            );
+        }
+    }
+    for e in &elements {
+        for c in e["constraint"].as_array().into_iter().flatten() {
+            let key = c["key"].as_str().unwrap();
+            let expr = c["expression"].as_str().unwrap_or("");
+            found.insert(key.to_owned(), lookup(expr).is_some());
+        }
+    }
+    for key in [
+        "pqom-1", "pqom-2", "pqom-3", "pqom-4", "pqom-5", "pqom-6", "pqom-8", "pqom-9", "pqom-10",
+        "pqom-11", "pqom-12", "pqom-13", "mrp-2",
+    ] {
+        assert_eq!(found.get(key), Some(&true), "{key} has no native check");
+    }
+}
