@@ -239,19 +239,38 @@ pub fn build(input: &ForwardInput<'_>, signer: &SigningKey) -> Result<Forwarded,
         input.gateway,
     );
 
-    let mut all = Vec::with_capacity(entries.len() + 2);
-    all.push(entry(
-        &format!("urn:uuid:{header_id}"),
-        Json::from_fhir_value(&header),
-    ));
-    all.extend(entries);
-    all.push(entry(&format!("urn:uuid:{provenance_id}"), prov));
+    signed_message(
+        input.bundle_id,
+        &now,
+        entry(
+            &format!("urn:uuid:{header_id}"),
+            Json::from_fhir_value(&header),
+        ),
+        entries,
+        entry(&format!("urn:uuid:{provenance_id}"), prov),
+        signer,
+    )
+}
 
+/// A message Bundle as the gateway sends it (forwarded submissions and regional bundles alike):
+/// the MessageHeader entry first, then `entries`, then the Provenance entry, signed.
+pub(super) fn signed_message(
+    bundle_id: Uuid,
+    now: &str,
+    header: Json,
+    entries: Vec<Json>,
+    provenance: Json,
+    signer: &SigningKey,
+) -> Result<Forwarded, ForwardError> {
+    let mut all = Vec::with_capacity(entries.len() + 2);
+    all.push(header);
+    all.extend(entries);
+    all.push(provenance);
     let bundle_head = serde_json::json!({
         "resourceType": "Bundle",
-        "id": input.bundle_id.to_string(),
+        "id": bundle_id.to_string(),
         "meta": { "lastUpdated": now },
-        "identifier": { "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", input.bundle_id) },
+        "identifier": { "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{bundle_id}") },
         "type": "message",
         "timestamp": now,
     });
@@ -261,13 +280,14 @@ pub fn build(input: &ForwardInput<'_>, signer: &SigningKey) -> Result<Forwarded,
     }
     let kid = sign_bundle(&mut bundle, signer)?;
     Ok(Forwarded {
-        bundle_id: input.bundle_id,
+        bundle_id,
         body: bundle.to_compact(),
         kid,
     })
 }
 
-fn entry(full_url: &str, resource: Json) -> Json {
+/// A Bundle entry: `fullUrl` and `resource`.
+pub(super) fn entry(full_url: &str, resource: Json) -> Json {
     let mut o = super::canonical::Object::new();
     o.insert("fullUrl", Json::str(full_url));
     o.insert("resource", resource);

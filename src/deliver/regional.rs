@@ -31,9 +31,11 @@ use serde_json::{Value, json};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::canonical::{self, Json};
+use super::canonical::Json;
 use super::directory::Organisation;
-use super::forward::{Destination, ForwardError, Forwarded, fhir_instant, sha256_hex, sign_bundle};
+use super::forward::{
+    Destination, ForwardError, Forwarded, entry, fhir_instant, sha256_hex, signed_message,
+};
 use super::keys::SigningKey;
 use super::provenance::{self, Gateway, Source, Target};
 use crate::fhir::{CANONICAL_BASE, ODS_ORG_SYSTEM};
@@ -179,38 +181,17 @@ pub fn build(input: &RegionalInput<'_>, signer: &SigningKey) -> Result<Forwarded
         input.gateway,
     );
 
-    let mut all = Vec::with_capacity(entries.len() + 2);
-    all.push(entry(
-        &format!("urn:uuid:{}", targets[0].id),
-        Json::from_fhir_value(&header),
-    ));
-    all.extend(entries);
-    all.push(entry(&format!("urn:uuid:{provenance_id}"), prov));
-    let head = json!({
-        "resourceType": "Bundle",
-        "id": input.bundle_id.to_string(),
-        "meta": { "lastUpdated": now },
-        "identifier": { "system": "urn:ietf:rfc:3986", "value": format!("urn:uuid:{}", input.bundle_id) },
-        "type": "message",
-        "timestamp": now,
-    });
-    let mut bundle = Json::from_fhir_value(&head);
-    if let Some(o) = bundle.as_object_mut() {
-        o.insert("entry", Json::Array(all));
-    }
-    let kid = sign_bundle(&mut bundle, signer)?;
-    Ok(Forwarded {
-        bundle_id: input.bundle_id,
-        body: bundle.to_compact(),
-        kid,
-    })
-}
-
-fn entry(full_url: &str, resource: Json) -> Json {
-    let mut o = canonical::Object::new();
-    o.insert("fullUrl", Json::str(full_url));
-    o.insert("resource", resource);
-    Json::Object(o)
+    signed_message(
+        input.bundle_id,
+        &now,
+        entry(
+            &format!("urn:uuid:{}", targets[0].id),
+            Json::from_fhir_value(&header),
+        ),
+        entries,
+        entry(&format!("urn:uuid:{provenance_id}"), prov),
+        signer,
+    )
 }
 
 /// The report with `id` and `meta.versionId` set. The id is a UUID derived from the measure,
