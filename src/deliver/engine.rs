@@ -987,9 +987,10 @@ impl Engine {
             .map(|s| s.value)
             .collect();
         if values.is_empty() {
-            // The event says the submission mapped to indicators: a bundle without them would be
-            // incomplete (and signed). Not there yet means not sendable yet; the attempt is
-            // retried with backoff.
+            // The event says the submission mapped to indicators, and the values commit in the
+            // same transaction as the event, so this is a broken store, not a race. A bundle
+            // without them would be incomplete (and signed): refuse, and let the attempt be
+            // retried with backoff and dead-lettered with this reason at the horizon.
             return Err(EngineError::Missing(format!(
                 "indicator values of submission {}",
                 event.submission_id
