@@ -12,6 +12,9 @@
 //! The tests (`native_tests.rs`) check that both agree on the reference report and on many broken
 //! copies, and that the profile's texts are the ones listed here.
 
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
 use smallvec::SmallVec;
 use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
 
@@ -182,7 +185,7 @@ fn table() -> &'static [(String, Native)] {
             ),
             (
                 "stratum.value.coding.code.isDistinct()".into(),
-                Native::DistinctCodes(&["stratum", "value", "coding", "code"]),
+                Native::DistinctCodes(STRATUM_CODES),
             ),
             (
                 "group.stratifier.stratum.all(value.exists() xor component.exists())".into(),
@@ -204,86 +207,42 @@ pub(crate) fn lookup(expression: &str) -> Option<Native> {
 impl Native {
     /// The invariant on `focus`: `Some(holds)`, or `None` when the JSON has a shape this check
     /// leaves to the FHIRPath evaluator.
+    // Not inlined, so that profiles show what the native checks cost.
+    #[inline(never)]
     pub(crate) fn eval(self, focus: &Value, cache: &mut Cache) -> Option<bool> {
         match self {
             Native::GroupNumLeDen => {
                 let g = cache.group(focus)?;
-                Some(g.ratio || num_le_den_holds(&g.pops))
+                Some(g.ratio || g.num_le_den)
             }
             Native::StrataNumLeDen => {
                 let g = cache.group(focus)?;
                 Some(g.ratio || g.strata_num_le_den)
             }
-            Native::StratumSystems => {
-                // Which stratifier codes are present, then one pass over the stratum codings.
-                let codes = system_codes(focus, STRAT)?;
-                let mut required: SmallVec<[&str; 2]> = SmallVec::new();
-                for (k, sys) in STRATUM_SYSTEMS {
-                    if codes.contains(&k) {
-                        required.push(sys);
-                    }
-                }
-                let all = stratum_codings(focus, &mut |c| {
-                    let s = str_leaf(c, "system")?;
-                    Some(required.iter().all(|r| s == Some(*r)))
-                })?;
-                Some(all)
-            }
-            Native::StrataSumLe | Native::StrataSumEq => {
-                let g = cache.group(focus)?;
-                let mut all = true;
-                for sf in &g.stratifiers {
-                    let selected = if self == Native::StrataSumLe {
-                        !sf.insight
-                    } else {
-                        sf.complete
-                    };
-                    if selected {
-                        for k in 0..3 {
-                            all &= match g.pops.first[k] {
-                                None => true,
-                                Some(t) if self == Native::StrataSumLe => sf.sum[k] <= t,
-                                Some(t) => sf.sum[k] == t,
-                            };
-                        }
-                    }
-                }
-                Some(all)
-            }
+            Native::StratumSystems => cache.stratifier(focus)?.systems,
+            Native::StrataSumLe => Some(cache.group(focus)?.sum_le),
+            Native::StrataSumEq => Some(cache.group(focus)?.sum_eq),
             Native::PopulationsPaired => {
-                let p = pops(focus)?;
-                let [n, d, ip] = p.exists;
+                let [n, d, ip] = cache.node(focus)?.pops?.exists;
                 Some((n == d) && (n || ip))
             }
             Native::DistinctCodes(path) => {
-                let (distinct, total) = distinct_codes(focus, path)?;
+                let (distinct, total) = if path == STRATUM_CODES {
+                    cache.stratifier(focus)?.distinct?
+                } else {
+                    distinct_codes(focus, path)?
+                };
                 Some(distinct == total)
             }
             Native::StratumValueXorComponent => {
                 let mut all = true;
-                each_obj(focus, "group", &mut |g| {
-                    group_strata(g, &mut |st| {
-                        let o = st.as_object()?;
-                        let value = match field(o, "value")? {
-                            None => false,
-                            Some(v) if v.is_object() => true,
-                            Some(_) => return None,
-                        };
-                        let component = match field(o, "component")? {
-                            None => false,
-                            Some(v) => match v.as_array() {
-                                Some(a) => {
-                                    if !a.iter().all(|x| x.is_object()) {
-                                        return None;
-                                    }
-                                    !a.is_empty()
-                                }
-                                None if v.is_object() => true,
-                                None => return None,
-                            },
-                        };
-                        all &= value != component;
-                        Some(())
+                let [groups] = fields_of(focus, ["group"])?;
+                objs(groups?, &mut |g| {
+                    each(g, "stratifier", &mut |sf| {
+                        each(sf, "stratum", &mut |st| {
+                            all &= cache.node_obj(st).xor?;
+                            Some(())
+                        })
                     })
                 })?;
                 Some(all)
@@ -293,257 +252,432 @@ impl Native {
     }
 }
 
-/// What the group-level checks (`pqom-1`, `-2`, `-4`, `-5`) read, computed in one pass over a
-/// group's strata and shared by them. When any part of the group has a shape left to FHIRPath,
-/// there is no summary and all four checks fall back (slower, never wrong).
-struct GroupSummary {
-    /// The group is the ratio indicator (exempt from numerator <= denominator).
-    ratio: bool,
-    pops: Pops,
-    /// `pqom-2`'s condition holds in every stratum.
-    strata_num_le_den: bool,
-    stratifiers: SmallVec<[StratifierSummary; 4]>,
+/// The path of `pqom-10` (on a stratifier), answered from the stratifier's summary.
+const STRATUM_CODES: &[&str] = &["stratum", "value", "coding", "code"];
+
+/// Work shared by the checks on one validation run, keyed by node address: within one parsed
+/// document an address names one node, so the cache must not outlive the run (it lives in
+/// `walk::Run`). Every entry is a function of its node's JSON alone, so it does not matter which
+/// check, or which node order, computes it first: the walk asks about strata (`pqom-13`) before
+/// their stratifier (`pqom-3`, `pqom-10`), group (`pqom-1`, `-2`, `-4`, `-5`, `-9`) and report
+/// (`mrp-2`), and each level reuses the level below instead of reading it again.
+#[derive(Default)]
+pub(crate) struct Cache {
+    nodes: AddrMap<NodeInfo>,
+    stratifiers: AddrMap<StratifierInfo>,
+    groups: AddrMap<Option<GroupAnswers>>,
 }
 
-struct StratifierSummary {
+impl Cache {
+    /// [`NodeInfo`] of any focus: `None` for an array or null (not handled).
+    fn node(&mut self, v: &Value) -> Option<NodeInfo> {
+        match v.as_object() {
+            Some(o) => Some(self.node_obj(o)),
+            // A primitive has no children.
+            None => (!v.is_array() && !v.is_null()).then(|| node_info([Some(None); 3])),
+        }
+    }
+
+    fn node_obj(&mut self, o: &Object) -> NodeInfo {
+        *self
+            .nodes
+            .entry(addr(o))
+            .or_insert_with(|| node_info(fields(o, ["value", "component", "population"])))
+    }
+
+    /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
+    fn stratifier(&mut self, v: &Value) -> Option<StratifierInfo> {
+        match v.as_object() {
+            Some(o) => Some(self.stratifier_obj(o)),
+            None => {
+                (!v.is_array() && !v.is_null()).then(|| self.stratifier_info([Some(None); 2], None))
+            }
+        }
+    }
+
+    fn stratifier_obj(&mut self, o: &Object) -> StratifierInfo {
+        if let Some(s) = self.stratifiers.get(&addr(o)) {
+            return *s;
+        }
+        let s = self.stratifier_info([Some(None); 2], Some(o));
+        self.stratifiers.insert(addr(o), s);
+        s
+    }
+
+    fn group(&mut self, v: &Value) -> Option<GroupAnswers> {
+        match v.as_object() {
+            Some(o) => {
+                if let Some(a) = self.groups.get(&addr(o)) {
+                    return *a;
+                }
+                let a =
+                    self.group_answers(fields(o, ["code", "population", "stratifier"]), Some(o));
+                self.groups.insert(addr(o), a);
+                a
+            }
+            None if !v.is_array() && !v.is_null() => self.group_answers([Some(None); 3], None),
+            None => None,
+        }
+    }
+
+    /// One pass over a stratifier's strata for `pqom-3` and `pqom-10` and what its group's checks
+    /// need (the strata's populations come from [`Cache::node_obj`], shared with `pqom-13`).
+    /// `o` is the stratifier when it is an object; `absent` stands for a primitive focus.
+    fn stratifier_info(&mut self, absent: [Field<'_>; 2], o: Option<&Object>) -> StratifierInfo {
+        let mut out = StratifierInfo {
+            systems: None,
+            distinct: None,
+            sums: None,
+        };
+        let [code, stratum] = match o {
+            Some(o) => fields(o, ["code", "stratum"]),
+            None => absent,
+        };
+        let mut strat: SmallVec<[&str; 2]> = SmallVec::new();
+        let codes_ok = code
+            .and_then(|c| codes_in(c, STRAT, &mut |k| strat.push(k)))
+            .is_some();
+        // `[system, code]` of every `stratum.value.coding`, each `None` where not handled.
+        let mut codings: SmallVec<[[Option<Option<&str>>; 2]; 32]> = SmallVec::new();
+        let mut values_ok = true;
+        let mut pops_ok = true;
+        let mut num_le_den = true;
+        let mut sum = [0i64; 3];
+        let strata_ok = stratum
+            .and_then(|s| {
+                objs(s, &mut |st| {
+                    match self.node_obj(st).pops {
+                        Some(p) => {
+                            num_le_den &= num_le_den_holds(&p);
+                            for (total, add) in sum.iter_mut().zip(p.sum) {
+                                match total.checked_add(add) {
+                                    Some(t) => *total = t,
+                                    None => pops_ok = false,
+                                }
+                            }
+                        }
+                        None => pops_ok = false,
+                    }
+                    let [value] = fields(st, ["value"]);
+                    values_ok &= value
+                        .and_then(|v| {
+                            objs(v, &mut |v| {
+                                let [coding] = fields(v, ["coding"]);
+                                objs(coding?, &mut |cd| {
+                                    codings.push(coding_fields(cd));
+                                    Some(())
+                                })
+                            })
+                        })
+                        .is_some();
+                    Some(())
+                })
+            })
+            .is_some();
+        if !(strata_ok && values_ok) {
+            return out;
+        }
+        if codings.iter().all(|[_, k]| k.is_some()) {
+            let mut codes: SmallVec<[&str; 32]> =
+                codings.iter().filter_map(|[_, k]| k.flatten()).collect();
+            let total = codes.len();
+            codes.sort_unstable();
+            codes.dedup();
+            out.distinct = Some((codes.len(), total));
+        }
+        if codes_ok && codings.iter().all(|[s, _]| s.is_some()) {
+            let required: SmallVec<[&str; 2]> = STRATUM_SYSTEMS
+                .iter()
+                .filter(|(k, _)| strat.contains(k))
+                .map(|&(_, s)| s)
+                .collect();
+            out.systems = Some(codings.iter().all(|[s, _]| {
+                let s = s.flatten();
+                required.iter().all(|r| s == Some(*r))
+            }));
+        }
+        if let (true, true, Some((distinct, _))) = (codes_ok, pops_ok, out.distinct) {
+            out.sums = Some(StratifierSums {
+                insight: strat.contains(&"insight-category"),
+                complete: COMPLETE
+                    .iter()
+                    .any(|(k, n)| strat.contains(k) && distinct == *n),
+                sum,
+                num_le_den,
+            });
+        }
+        out
+    }
+
+    /// The group-level checks (`pqom-1`, `-2`, `-4`, `-5`) from the group's populations and its
+    /// stratifiers' summaries. When any part of the group has a shape left to FHIRPath, there
+    /// are no answers and all four checks fall back (slower, never wrong).
+    fn group_answers(&mut self, f: [Field<'_>; 3], o: Option<&Object>) -> Option<GroupAnswers> {
+        let [code, population, stratifier] = f;
+        let mut ratio = false;
+        codes_in(code?, IND, &mut |k| {
+            ratio |= k == "midwife-staffing-fill-rate"
+        })?;
+        let pops = match o {
+            Some(o) => self.node_obj(o).pops?,
+            None => pops_of(population?)?,
+        };
+        let mut a = GroupAnswers {
+            ratio,
+            num_le_den: num_le_den_holds(&pops),
+            strata_num_le_den: true,
+            sum_le: true,
+            sum_eq: true,
+        };
+        objs(stratifier?, &mut |sf| {
+            let s = self.stratifier_obj(sf).sums?;
+            a.strata_num_le_den &= s.num_le_den;
+            for (k, total) in pops.first.iter().enumerate() {
+                if let Some(t) = *total {
+                    a.sum_le &= s.insight || s.sum[k] <= t;
+                    a.sum_eq &= !s.complete || s.sum[k] == t;
+                }
+            }
+            Some(())
+        })?;
+        Some(a)
+    }
+}
+
+/// What the group-level checks answer, before the ratio exemption of `pqom-1` and `pqom-2`.
+#[derive(Clone, Copy)]
+struct GroupAnswers {
+    /// The group is the ratio indicator (exempt from numerator <= denominator).
+    ratio: bool,
+    /// `pqom-1`'s condition on the group's own populations.
+    num_le_den: bool,
+    /// `pqom-2`'s condition holds in every stratum.
+    strata_num_le_den: bool,
+    /// `pqom-4`.
+    sum_le: bool,
+    /// `pqom-5`.
+    sum_eq: bool,
+}
+
+#[derive(Clone, Copy)]
+struct StratifierInfo {
+    /// `pqom-3`.
+    systems: Option<bool>,
+    /// `pqom-10`: (distinct, total) of `stratum.value.coding.code`.
+    distinct: Option<(usize, usize)>,
+    /// What the group's checks read; `None` when any of it is left to FHIRPath.
+    sums: Option<StratifierSums>,
+}
+
+#[derive(Clone, Copy)]
+struct StratifierSums {
     /// Coded `insight-category` (exempt from `pqom-4`).
     insight: bool,
     /// Lists every category of its system (`pqom-5` applies).
     complete: bool,
     /// Per population code, the sum of the strata's counts.
     sum: [i64; 3],
+    /// `pqom-2`'s condition holds in every stratum.
+    num_le_den: bool,
 }
 
-fn group_summary(group: &Value) -> Option<GroupSummary> {
-    let mut g = GroupSummary {
-        ratio: has_coding(group, IND, "midwife-staffing-fill-rate")?,
-        pops: pops(group)?,
-        strata_num_le_den: true,
-        stratifiers: SmallVec::new(),
-    };
-    each_obj(group, "stratifier", &mut |sf| {
-        let codes = system_codes(sf, STRAT)?;
-        let distinct = distinct_codes(sf, &["stratum", "value", "coding", "code"])?.0;
-        let mut sum = [0i64; 3];
-        each_obj(sf, "stratum", &mut |st| {
-            let p = pops(st)?;
-            g.strata_num_le_den &= num_le_den_holds(&p);
-            for (total, add) in sum.iter_mut().zip(p.sum) {
-                *total = total.checked_add(add)?;
-            }
-            Some(())
-        })?;
-        g.stratifiers.push(StratifierSummary {
-            insight: codes.contains(&"insight-category"),
-            complete: COMPLETE
-                .iter()
-                .any(|(k, n)| codes.contains(k) && distinct == *n),
-            sum,
-        });
-        Some(())
-    })?;
-    Some(g)
+#[derive(Clone, Copy)]
+struct NodeInfo {
+    /// `population` (`pqom-9`, `pqom-13`, and what groups and stratifiers add up).
+    pops: Option<Pops>,
+    /// `value.exists() xor component.exists()` (`mrp-2` on a stratum).
+    xor: Option<bool>,
 }
 
-/// The last group summary, keyed by the group's address. One cache per validation run: within
-/// one parsed document an address names one node.
-#[derive(Default)]
-pub(crate) struct Cache {
-    key: usize,
-    group: Option<Option<GroupSummary>>,
-}
-
-impl Cache {
-    fn group(&mut self, focus: &Value) -> Option<&GroupSummary> {
-        let key = focus as *const Value as usize;
-        if self.key != key || self.group.is_none() {
-            self.key = key;
-            self.group = Some(group_summary(focus));
-        }
-        self.group.as_ref().and_then(Option::as_ref)
+/// [`NodeInfo`] from a node's `value`, `component` and `population` fields.
+fn node_info([value, component, population]: [Field<'_>; 3]) -> NodeInfo {
+    let value = value.and_then(|v| match v {
+        None => Some(false),
+        Some(v) => v.is_object().then_some(true),
+    });
+    let component = component.and_then(|c| match c {
+        None => Some(false),
+        Some(v) => match v.as_array() {
+            Some(a) => a.iter().all(|x| x.is_object()).then(|| !a.is_empty()),
+            None => v.is_object().then_some(true),
+        },
+    });
+    NodeInfo {
+        pops: population.and_then(pops_of),
+        xor: value.zip(component).map(|(v, c)| v != c),
     }
 }
 
-/// `o.name`: `Some(None)` when absent. `None` (not handled) for a duplicate key, a `_name`
-/// companion, or a key that extends the name (`valueQuantity` for `value`), which the evaluator
-/// would read as a choice element.
-fn field<'j>(o: &'j Object, name: &str) -> Option<Option<&'j Value>> {
-    let mut found = None;
-    let name = name.as_bytes();
+type AddrMap<T> = HashMap<usize, T, BuildHasherDefault<AddrHash>>;
+
+fn addr(o: &Object) -> usize {
+    o as *const Object as usize
+}
+
+/// Hashes a node address: one multiply, rotated so the table's low index bits come from the
+/// well-mixed middle of the product.
+#[derive(Default)]
+struct AddrHash(u64);
+
+impl Hasher for AddrHash {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+    fn write_usize(&mut self, n: usize) {
+        self.0 = (n as u64)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
+            .rotate_left(26);
+    }
+}
+
+/// One field of an object: `Some(None)` when absent, `None` (not handled) for a duplicate key, a
+/// `_name` companion, or a key that extends the name (`valueQuantity` for `value`), which the
+/// evaluator would read as a choice element.
+type Field<'j> = Option<Option<&'j Value>>;
+
+/// The fields `names` of `o` in one pass over its keys (each sonic-rs key visit is a call into
+/// sonic-rs, so one pass that picks out all wanted fields beats a scan per field). Each name is
+/// judged on its own: an odd key spoils only the fields it could be confused with.
+fn fields<'j, const K: usize>(o: &'j Object, names: [&str; K]) -> [Field<'j>; K] {
+    let mut out: [Field<'j>; K] = [Some(None); K];
     for (k, v) in o.iter() {
         let k = k.as_bytes();
-        if k.len() == name.len() {
-            if k == name {
-                if found.is_some() {
-                    return None;
-                }
-                found = Some(v);
-            }
-        } else if k.len() > name.len() {
-            let rest = if k[0] == b'_' { &k[1..] } else { k };
-            if rest.starts_with(name) {
-                return None;
-            }
-        }
-    }
-    Some(found)
-}
-
-/// Calls `f` on each object `obj.name` reaches (FHIRPath flattens arrays). Anything but an
-/// object or an array of objects there is not handled.
-fn each_obj<'j>(
-    obj: &'j Value,
-    name: &str,
-    f: &mut impl FnMut(&'j Value) -> Option<()>,
-) -> Option<()> {
-    let Some(o) = obj.as_object() else {
-        // A primitive focus has no children; an array or null is not handled.
-        return (!obj.is_array() && !obj.is_null()).then_some(());
-    };
-    match field(o, name)? {
-        None => Some(()),
-        Some(v) => {
-            if let Some(a) = v.as_array() {
-                for x in a.iter() {
-                    if !x.is_object() {
-                        return None;
-                    }
-                    f(x)?;
-                }
-                Some(())
-            } else if v.is_object() {
-                f(v)
-            } else {
-                None
-            }
-        }
-    }
-}
-
-/// A string primitive `obj.name`: `Some(None)` when absent; other JSON there is not handled.
-fn str_leaf<'j>(obj: &'j Value, name: &str) -> Option<Option<&'j str>> {
-    let Some(o) = obj.as_object() else {
-        return (!obj.is_array() && !obj.is_null()).then_some(None);
-    };
-    match field(o, name)? {
-        None => Some(None),
-        Some(v) => v.as_str().map(Some),
-    }
-}
-
-/// `system` and `code` of a Coding in one pass over its keys, with the rules of [`field`] and
-/// [`str_leaf`].
-fn system_and_code<'j>(coding: &'j Value) -> Option<(Option<&'j str>, Option<&'j str>)> {
-    let Some(o) = coding.as_object() else {
-        return (!coding.is_array() && !coding.is_null()).then_some((None, None));
-    };
-    let (mut system, mut code): (Option<&'j Value>, Option<&'j Value>) = (None, None);
-    for (k, v) in o.iter() {
-        let slot = match k {
-            "system" => &mut system,
-            "code" => &mut code,
-            _ => {
-                let rest = k.strip_prefix('_').unwrap_or(k);
-                if (rest.len() > 4 && rest.starts_with("code"))
-                    || (rest.len() > 6 && rest.starts_with("system"))
-                    || rest == "code"
-                    || rest == "system"
-                {
-                    return None;
-                }
+        let rest = match k {
+            [b'_', rest @ ..] => rest,
+            _ => k,
+        };
+        for (slot, name) in out.iter_mut().zip(names) {
+            let name = name.as_bytes();
+            // Cheap first-byte test: most keys are none of the names.
+            if rest.first() != name.first() {
                 continue;
             }
-        };
-        if slot.is_some() {
-            return None;
+            if k.len() == name.len() {
+                if k == name {
+                    *slot = match *slot {
+                        Some(None) => Some(Some(v)),
+                        _ => None,
+                    };
+                }
+            } else if k.len() > name.len() && rest.starts_with(name) {
+                *slot = None;
+            }
         }
-        *slot = Some(v);
     }
+    out
+}
+
+/// [`fields`] of any focus: a primitive has no children (all absent); an array or null is not
+/// handled.
+fn fields_of<'j, const K: usize>(v: &'j Value, names: [&str; K]) -> Option<[Field<'j>; K]> {
+    match v.as_object() {
+        Some(o) => Some(fields(o, names)),
+        None => (!v.is_array() && !v.is_null()).then_some([Some(None); K]),
+    }
+}
+
+/// Calls `f` on each object a field holds (FHIRPath flattens arrays). Anything but an object or
+/// an array of objects there is not handled.
+fn objs<'j>(v: Option<&'j Value>, f: &mut impl FnMut(&'j Object) -> Option<()>) -> Option<()> {
+    let Some(v) = v else {
+        return Some(());
+    };
+    match v.as_array() {
+        Some(a) => {
+            for x in a.iter() {
+                f(x.as_object()?)?;
+            }
+            Some(())
+        }
+        None => f(v.as_object()?),
+    }
+}
+
+/// Calls `f` on each object `o.name` reaches.
+fn each<'j>(o: &'j Object, name: &str, f: &mut impl FnMut(&'j Object) -> Option<()>) -> Option<()> {
+    let [field] = fields(o, [name]);
+    objs(field?, f)
+}
+
+/// `[system, code]` of a Coding object, each a string primitive (`Some(None)` when absent) or
+/// `None` where not handled.
+fn coding_fields(cd: &Object) -> [Option<Option<&str>>; 2] {
     fn text(v: Option<&Value>) -> Option<Option<&str>> {
         match v {
             None => Some(None),
             Some(v) => v.as_str().map(Some),
         }
     }
-    Some((text(system)?, text(code)?))
+    let [system, code] = fields(cd, ["system", "code"]);
+    [system.and_then(text), code.and_then(text)]
+}
+
+/// Calls `f` with each code of `code.coding` (given the `code` field) whose system is `system`:
+/// `code.coding.exists(system = S and code = C)` holds when `f` saw `C`.
+fn codes_in<'j>(code: Option<&'j Value>, system: &str, f: &mut impl FnMut(&'j str)) -> Option<()> {
+    objs(code, &mut |c| {
+        let [coding] = fields(c, ["coding"]);
+        objs(coding?, &mut |cd| {
+            // Both must be handled, as the evaluator reads both.
+            let [s, k] = coding_fields(cd);
+            let (s, k) = (s?, k?);
+            if s == Some(system)
+                && let Some(k) = k
+            {
+                f(k);
+            }
+            Some(())
+        })
+    })
 }
 
 /// A JSON number the evaluator reads as an Integer (no fraction or exponent, fits in i64).
 fn integer(v: &Value) -> Option<i64> {
     let raw = v.as_raw_number()?;
     let text = raw.as_str();
+    // Plain short integers (every count) without the general parser; 18 digits cannot overflow.
+    let (neg, digits) = match text.as_bytes() {
+        [b'-', rest @ ..] => (true, rest),
+        b => (false, b),
+    };
+    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits
+            .iter()
+            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+        return Some(if neg { -n } else { n });
+    }
     if text.contains(['.', 'e', 'E']) {
         return None;
     }
     text.parse::<i64>().ok()
 }
 
-/// `code.coding.exists(system = 'system' and code = 'code')` on `obj`.
-fn has_coding(obj: &Value, system: &str, code: &str) -> Option<bool> {
-    let mut found = false;
-    each_obj(obj, "code", &mut |c| {
-        each_obj(c, "coding", &mut |cd| {
-            let (s, k) = system_and_code(cd)?;
-            found |= s == Some(system) && k == Some(code);
-            Some(())
-        })
-    })?;
-    Some(found)
-}
-
-/// The codes of `obj.code.coding` whose system is `system`, in order (so
-/// `code.coding.exists(system = S and code = C)` is `contains(C)`).
-fn system_codes<'j>(obj: &'j Value, system: &str) -> Option<SmallVec<[&'j str; 2]>> {
-    let mut out = SmallVec::new();
-    each_obj(obj, "code", &mut |c| {
-        each_obj(c, "coding", &mut |cd| {
-            let (s, k) = system_and_code(cd)?;
-            if s == Some(system)
-                && let Some(k) = k
-            {
-                out.push(k);
-            }
-            Some(())
-        })
-    })?;
-    Some(out)
-}
-
-/// Calls `f` on each stratum of a group (`stratifier.stratum`).
-fn group_strata<'j>(group: &'j Value, f: &mut impl FnMut(&'j Value) -> Option<()>) -> Option<()> {
-    each_obj(group, "stratifier", &mut |sf| each_obj(sf, "stratum", f))
-}
-
-/// `stratum.value.coding.all(f)` on a stratifier: whether `f` holds for every coding.
-fn stratum_codings(stratifier: &Value, f: &mut impl FnMut(&Value) -> Option<bool>) -> Option<bool> {
-    let mut all = true;
-    each_obj(stratifier, "stratum", &mut |st| {
-        each_obj(st, "value", &mut |v| {
-            each_obj(v, "coding", &mut |c| {
-                all &= f(c)?;
-                Some(())
-            })
-        })
-    })?;
-    Some(all)
-}
-
 /// The strings at the end of a path of elements: (distinct count, total count).
-fn distinct_codes(obj: &Value, path: &[&str]) -> Option<(usize, usize)> {
-    let mut codes: SmallVec<[&str; 32]> = SmallVec::new();
-    fn go<'j>(v: &'j Value, path: &[&str], out: &mut SmallVec<[&'j str; 32]>) -> Option<()> {
+fn distinct_codes(focus: &Value, path: &[&str]) -> Option<(usize, usize)> {
+    fn go<'j>(o: &'j Object, path: &[&str], out: &mut SmallVec<[&'j str; 32]>) -> Option<()> {
         match path {
             [] => Some(()),
             [leaf] => {
-                if let Some(s) = str_leaf(v, leaf)? {
-                    out.push(s);
+                let [f] = fields(o, [*leaf]);
+                if let Some(s) = f? {
+                    out.push(s.as_str()?);
                 }
                 Some(())
             }
-            [first, rest @ ..] => each_obj(v, first, &mut |x| go(x, rest, out)),
+            [first, rest @ ..] => each(o, first, &mut |x| go(x, rest, out)),
         }
     }
-    go(obj, path, &mut codes)?;
+    let Some(o) = focus.as_object() else {
+        // A primitive has no children; an array or null is not handled.
+        return (!focus.is_array() && !focus.is_null()).then_some((0, 0));
+    };
+    let mut codes: SmallVec<[&str; 32]> = SmallVec::new();
+    go(o, path, &mut codes)?;
     let total = codes.len();
     codes.sort_unstable();
     codes.dedup();
@@ -552,26 +686,30 @@ fn distinct_codes(obj: &Value, path: &[&str]) -> Option<(usize, usize)> {
 
 /// Per population code (numerator, denominator, initial-population): whether a population has it,
 /// the first `count` among those populations, and the sum of their counts.
+#[derive(Clone, Copy, Default)]
 struct Pops {
     exists: [bool; 3],
     first: [Option<i64>; 3],
     sum: [i64; 3],
 }
 
-fn pops(obj: &Value) -> Option<Pops> {
-    let mut p = Pops {
-        exists: [false; 3],
-        first: [None; 3],
-        sum: [0; 3],
-    };
-    each_obj(obj, "population", &mut |pop| {
-        let count = match field(pop.as_object()?, "count")? {
+/// [`Pops`] of a node's `population` field.
+fn pops_of(population: Option<&Value>) -> Option<Pops> {
+    let mut p = Pops::default();
+    objs(population, &mut |pop| {
+        let [code, count] = fields(pop, ["code", "count"]);
+        let count = match count? {
             None => None,
             Some(c) => Some(integer(c)?),
         };
-        let codes = system_codes(pop, MP)?;
-        for (k, code) in POPS.iter().enumerate() {
-            if codes.contains(code) {
+        let mut has = [false; 3];
+        codes_in(code?, MP, &mut |k| {
+            for (h, c) in has.iter_mut().zip(POPS) {
+                *h |= k == c;
+            }
+        })?;
+        for k in 0..3 {
+            if has[k] {
                 p.exists[k] = true;
                 if let Some(c) = count {
                     p.first[k].get_or_insert(c);

@@ -170,7 +170,68 @@ fn mutations() -> Vec<Mutation> {
             r["group"][3]["stratifier"][0]["stratum"][0]["population"] = json!([]);
             r["group"][3]["stratifier"][1]["stratum"][0]["value"]["coding"] = json!([]);
         }),
+        ("stratum populations reordered", |r| {
+            let p = r["group"][1]["stratifier"][1]["stratum"][2]["population"]
+                .as_array_mut()
+                .unwrap();
+            p.reverse();
+            let p = r["group"][1]["population"].as_array_mut().unwrap();
+            p.reverse();
+        }),
+        ("stratum numerator duplicated", |r| {
+            let p = r["group"][2]["stratifier"][1]["stratum"][3]["population"]
+                .as_array_mut()
+                .unwrap();
+            let n = p[0].clone();
+            p.push(n);
+        }),
+        ("group denominator duplicated with a smaller count", |r| {
+            let p = r["group"][3]["population"].as_array_mut().unwrap();
+            let mut d = p[1].clone();
+            d["count"] = json!(0);
+            p.push(d);
+        }),
+        ("stratifier coded in another system", |r| {
+            r["group"][4]["stratifier"][0]["code"][0]["coding"][0]["system"] =
+                json!("https://example.org/other");
+        }),
+        ("stratifier with two codes", |r| {
+            let c = r["group"][5]["stratifier"][1]["code"][0]["coding"]
+                .as_array_mut()
+                .unwrap();
+            c.push(json!({ "system": STRAT, "code": "imd-quintile" }));
+        }),
+        (
+            "stratum value with a second coding in another system",
+            |r| {
+                let c = r["group"][6]["stratifier"][0]["stratum"][2]["value"]["coding"]
+                    .as_array_mut()
+                    .unwrap();
+                c.push(json!({ "system": "https://example.org/other", "code": "x" }));
+            },
+        ),
+        (
+            "stratifier without strata, group without stratifiers",
+            |r| {
+                let s = r["group"][7]["stratifier"][0].as_object_mut().unwrap();
+                s.remove("stratum");
+                let g = r["group"][8].as_object_mut().unwrap();
+                g.remove("stratifier");
+            },
+        ),
         // Shapes the native checks leave to FHIRPath.
+        ("count companions", |r| {
+            r["group"][9]["population"][0]["_count"] = json!({ "id": "c" });
+            r["group"][9]["stratifier"][1]["stratum"][1]["population"][1]["_count"] =
+                json!({ "id": "c" });
+        }),
+        ("code companion on a stratum coding", |r| {
+            r["group"][10]["stratifier"][0]["stratum"][4]["value"]["coding"][0]["_code"] =
+                json!({ "id": "k" });
+        }),
+        ("population companion on a stratum", |r| {
+            r["group"][11]["stratifier"][1]["stratum"][6]["_population"] = json!([{ "id": "p" }]);
+        }),
         ("decimal count", |r| {
             r["group"][0]["stratifier"][0]["stratum"][6]["population"][0]["count"] = json!(1.5);
         }),
@@ -258,9 +319,26 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
         let mut j = reference_report(&ReportParams::default());
         mutate(&mut j);
         let doc = to_sonic(&j);
-        // One cache per document, shared by every check on every node, as in a validation run.
+        // One cache per document, shared by every check on every node, as in a validation run;
+        // a second one visits the nodes bottom-up, as the walk does (strata before their
+        // stratifier, group and report), and a fresh cache per check shares nothing.
         let mut cache = Cache::default();
-        for (node, ty) in nodes(&doc) {
+        let mut bottom_up = Cache::default();
+        let nodes = nodes(&doc);
+        let bottom_up_answers: Vec<Option<bool>> = nodes
+            .iter()
+            .rev()
+            .flat_map(|(node, _)| {
+                exprs
+                    .iter()
+                    .map(|(_, native, _)| native.eval(node, &mut bottom_up))
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+            })
+            .collect();
+        let mut bottom_up_answers = bottom_up_answers.into_iter().rev();
+        for (node, ty) in nodes {
             for (text, native, expr) in &exprs {
                 let ctx = EvalContext::new().with_resource(&doc);
                 let fp = expr
@@ -269,6 +347,16 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
                     .and_then(|c| c.as_boolean().map_err(|e| e.to_string()))
                     .map(|b| b.unwrap_or(true));
                 let got = native.eval(node, &mut cache);
+                assert_eq!(
+                    got,
+                    native.eval(node, &mut Cache::default()),
+                    "{what}: {native:?} on {ty} depends on what the cache saw before"
+                );
+                assert_eq!(
+                    Some(got),
+                    bottom_up_answers.next(),
+                    "{what}: {native:?} on {ty} depends on the order of the checks"
+                );
                 let s = seen.entry(text.as_str()).or_default();
                 match got {
                     Some(b) => {
