@@ -92,12 +92,12 @@ impl Invariant {
 
     /// `Ok(true)` holds (an empty result counts as holding), `Ok(false)` fails, `Err` could not
     /// be evaluated on this instance (the caller reports it).
-    pub fn eval(
+    pub fn eval<'j>(
         &self,
         env: &Env<'_>,
-        focus: &Value,
+        focus: &'j Value,
         ty: &str,
-        cache: &mut native::Cache,
+        cache: &mut native::Cache<'j>,
     ) -> Result<bool, String> {
         match &self.imp {
             Imp::Ext1 => Ok(ext_1(focus)),

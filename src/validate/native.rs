@@ -209,7 +209,7 @@ impl Native {
     /// leaves to the FHIRPath evaluator.
     // Not inlined, so that profiles show what the native checks cost.
     #[inline(never)]
-    pub(crate) fn eval(self, focus: &Value, cache: &mut Cache) -> Option<bool> {
+    pub(crate) fn eval<'j>(self, focus: &'j Value, cache: &mut Cache<'j>) -> Option<bool> {
         match self {
             Native::GroupNumLeDen => {
                 let g = cache.group(focus)?;
@@ -262,15 +262,15 @@ const STRATUM_CODES: &[&str] = &["stratum", "value", "coding", "code"];
 /// their stratifier (`pqom-3`, `pqom-10`), group (`pqom-1`, `-2`, `-4`, `-5`, `-9`) and report
 /// (`mrp-2`), and each level reuses the level below instead of reading it again.
 #[derive(Default)]
-pub(crate) struct Cache {
-    nodes: AddrMap<NodeInfo>,
+pub(crate) struct Cache<'j> {
+    nodes: AddrMap<NodeInfo<'j>>,
     stratifiers: AddrMap<StratifierInfo>,
     groups: AddrMap<Option<GroupAnswers>>,
 }
 
-impl Cache {
+impl<'j> Cache<'j> {
     /// [`NodeInfo`] of any focus: `None` for an array or null (not handled).
-    fn node(&mut self, v: &Value) -> Option<NodeInfo> {
+    fn node(&mut self, v: &'j Value) -> Option<NodeInfo<'j>> {
         match v.as_object() {
             Some(o) => Some(self.node_obj(o)),
             // A primitive has no children.
@@ -278,7 +278,11 @@ impl Cache {
         }
     }
 
-    fn node_obj(&mut self, o: &Object) -> NodeInfo {
+    fn node_obj(&mut self, o: &'j Object) -> NodeInfo<'j> {
+        if self.nodes.capacity() == 0 {
+            // A PQOM report has a few hundred strata: skip the first rounds of growth.
+            self.nodes.reserve(256);
+        }
         *self
             .nodes
             .entry(addr(o))
@@ -286,7 +290,7 @@ impl Cache {
     }
 
     /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
-    fn stratifier(&mut self, v: &Value) -> Option<StratifierInfo> {
+    fn stratifier(&mut self, v: &'j Value) -> Option<StratifierInfo> {
         match v.as_object() {
             Some(o) => Some(self.stratifier_obj(o)),
             None => {
@@ -295,7 +299,7 @@ impl Cache {
         }
     }
 
-    fn stratifier_obj(&mut self, o: &Object) -> StratifierInfo {
+    fn stratifier_obj(&mut self, o: &'j Object) -> StratifierInfo {
         if let Some(s) = self.stratifiers.get(&addr(o)) {
             return *s;
         }
@@ -304,7 +308,7 @@ impl Cache {
         s
     }
 
-    fn group(&mut self, v: &Value) -> Option<GroupAnswers> {
+    fn group(&mut self, v: &'j Value) -> Option<GroupAnswers> {
         match v.as_object() {
             Some(o) => {
                 if let Some(a) = self.groups.get(&addr(o)) {
@@ -323,7 +327,7 @@ impl Cache {
     /// One pass over a stratifier's strata for `pqom-3` and `pqom-10` and what its group's checks
     /// need (the strata's populations come from [`Cache::node_obj`], shared with `pqom-13`).
     /// `o` is the stratifier when it is an object; `absent` stands for a primitive focus.
-    fn stratifier_info(&mut self, absent: [Field<'_>; 2], o: Option<&Object>) -> StratifierInfo {
+    fn stratifier_info(&mut self, absent: [Field<'j>; 2], o: Option<&'j Object>) -> StratifierInfo {
         let mut out = StratifierInfo {
             systems: None,
             distinct: None,
@@ -346,7 +350,8 @@ impl Cache {
         let strata_ok = stratum
             .and_then(|s| {
                 objs(s, &mut |st| {
-                    match self.node_obj(st).pops {
+                    let info = self.node_obj(st);
+                    match info.pops {
                         Some(p) => {
                             num_le_den &= num_le_den_holds(&p);
                             for (total, add) in sum.iter_mut().zip(p.sum) {
@@ -358,8 +363,8 @@ impl Cache {
                         }
                         None => pops_ok = false,
                     }
-                    let [value] = fields(st, ["value"]);
-                    values_ok &= value
+                    values_ok &= info
+                        .value
                         .and_then(|v| {
                             objs(v, &mut |v| {
                                 let [coding] = fields(v, ["coding"]);
@@ -412,7 +417,7 @@ impl Cache {
     /// The group-level checks (`pqom-1`, `-2`, `-4`, `-5`) from the group's populations and its
     /// stratifiers' summaries. When any part of the group has a shape left to FHIRPath, there
     /// are no answers and all four checks fall back (slower, never wrong).
-    fn group_answers(&mut self, f: [Field<'_>; 3], o: Option<&Object>) -> Option<GroupAnswers> {
+    fn group_answers(&mut self, f: [Field<'j>; 3], o: Option<&'j Object>) -> Option<GroupAnswers> {
         let [code, population, stratifier] = f;
         let mut ratio = false;
         codes_in(code?, IND, &mut |k| {
@@ -482,16 +487,18 @@ struct StratifierSums {
 }
 
 #[derive(Clone, Copy)]
-struct NodeInfo {
+struct NodeInfo<'j> {
     /// `population` (`pqom-9`, `pqom-13`, and what groups and stratifiers add up).
     pops: Option<Pops>,
     /// `value.exists() xor component.exists()` (`mrp-2` on a stratum).
     xor: Option<bool>,
+    /// The `value` field, which the stratifier reads (`pqom-3`, `pqom-10`).
+    value: Field<'j>,
 }
 
 /// [`NodeInfo`] from a node's `value`, `component` and `population` fields.
-fn node_info([value, component, population]: [Field<'_>; 3]) -> NodeInfo {
-    let value = value.and_then(|v| match v {
+fn node_info<'j>([value_field, component, population]: [Field<'j>; 3]) -> NodeInfo<'j> {
+    let value = value_field.and_then(|v| match v {
         None => Some(false),
         Some(v) => v.is_object().then_some(true),
     });
@@ -505,6 +512,7 @@ fn node_info([value, component, population]: [Field<'_>; 3]) -> NodeInfo {
     NodeInfo {
         pops: population.and_then(pops_of),
         xor: value.zip(component).map(|(v, c)| v != c),
+        value: value_field,
     }
 }
 
@@ -547,24 +555,28 @@ fn fields<'j, const K: usize>(o: &'j Object, names: [&str; K]) -> [Field<'j>; K]
     let mut out: [Field<'j>; K] = [Some(None); K];
     for (k, v) in o.iter() {
         let k = k.as_bytes();
-        let rest = match k {
-            [b'_', rest @ ..] => rest,
-            _ => k,
+        let (under, rest) = match k {
+            [b'_', rest @ ..] => (true, rest),
+            _ => (false, k),
+        };
+        let Some(&c0) = rest.first() else {
+            continue;
         };
         for (slot, name) in out.iter_mut().zip(names) {
             let name = name.as_bytes();
-            // Cheap first-byte test: most keys are none of the names.
-            if rest.first() != name.first() {
+            // Most keys are none of the names: the first byte tells.
+            if name.first() != Some(&c0) {
                 continue;
             }
-            if k.len() == name.len() {
+            if !under && k.len() == name.len() {
                 if k == name {
                     *slot = match *slot {
                         Some(None) => Some(Some(v)),
                         _ => None,
                     };
                 }
-            } else if k.len() > name.len() && rest.starts_with(name) {
+            } else if rest.starts_with(name) {
+                // `_name`, `nameX` or `_nameX`.
                 *slot = None;
             }
         }

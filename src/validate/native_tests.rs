@@ -97,9 +97,11 @@ fn mutations() -> Vec<Mutation> {
                 .unwrap();
             c.remove("system");
         }),
-        ("insight-category stratifier is exempt from sums", |r| {
+        ("insight-category stratifiers are exempt from sums", |r| {
+            // Both stratifiers, so that pqom-4 holds only through the exemption.
             let g = &mut r["group"][8];
             g["stratifier"][0]["code"][0]["coding"][0]["code"] = json!("insight-category");
+            g["stratifier"][1]["code"][0]["coding"][0]["code"] = json!("insight-category");
             g["population"][0]["count"] = json!(0);
         }),
         ("negative count", |r| {

@@ -103,8 +103,8 @@ struct Run<'a, 'j> {
     assign: Vec<u32>,
     resources: Vec<ResCtx<'j>>,
     bundles: Vec<BundleIndex<'j>>,
-    /// Shared work of the native invariant checks on one group.
-    native: native::Cache,
+    /// Shared work of the native invariant checks (borrows the document: one cache per run).
+    native: native::Cache<'j>,
 }
 
 fn kind_of(v: &Value) -> &'static str {
