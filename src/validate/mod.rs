@@ -25,6 +25,7 @@ pub mod definitions;
 pub mod fhirpath;
 pub(crate) mod invariant;
 pub(crate) mod jsoncmp;
+mod memo;
 pub(crate) mod native;
 mod path;
 pub mod primitive;

@@ -19,6 +19,7 @@ use super::compile::{
 use super::context;
 use super::invariant::{Env, ext_1};
 use super::jsoncmp;
+use super::memo;
 use super::native;
 use super::path::PathStack;
 use super::primitive::{JsonKind, Prim};
@@ -41,6 +42,7 @@ pub(crate) fn validate(
         resources: Vec::new(),
         bundles: Vec::new(),
         native: native::Cache::default(),
+        memo: memo::Memo::default(),
     };
     let Some(obj) = value.as_object() else {
         return Outcome::single(Issue::error(
@@ -105,6 +107,8 @@ struct Run<'a, 'j> {
     bundles: Vec<BundleIndex<'j>>,
     /// Shared work of the native invariant checks on one group.
     native: native::Cache,
+    /// Clean results of context-free values, for identical values later in the document.
+    memo: memo::Memo<'j>,
 }
 
 fn kind_of(v: &Value) -> &'static str {
@@ -558,7 +562,8 @@ where
         }
     }
 
-    /// One value of an element (the path already points at it).
+    /// One value of an element (the path already points at it). A value of a context-free type
+    /// equal to one already validated clean under the same rule is not walked again ([`memo`]).
     fn item(
         &mut self,
         st: &'a Struct,
@@ -570,6 +575,36 @@ where
         let Some(t) = e.types.get(ty as usize) else {
             return;
         };
+        let memo_key = match (val, under) {
+            (Some(v), None) if t.context_free => match memo::fingerprint(v) {
+                Some(h) => {
+                    let k = (e as *const ElemRule as usize, ty, h);
+                    if self.memo.hit(k, v) {
+                        return;
+                    }
+                    Some((k, v))
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let before = self.issues.len();
+        self.item_checks(st, e, t, val, under);
+        if let Some((k, v)) = memo_key
+            && self.issues.len() == before
+        {
+            self.memo.insert(k, v);
+        }
+    }
+
+    fn item_checks(
+        &mut self,
+        st: &'a Struct,
+        e: &'a ElemRule,
+        t: &'a TypeRule,
+        val: Option<&'j Value>,
+        under: Option<&'j Value>,
+    ) {
         match &t.kind {
             Kind::Primitive(p) => {
                 if let Some(v) = val {
@@ -1060,6 +1095,7 @@ where
                         resources: Vec::new(),
                         bundles: Vec::new(),
                         native: native::Cache::default(),
+                        memo: memo::Memo::default(),
                     };
                     if set.structs[*sid as usize].is_resource {
                         sub.resource(v, &[*sid], false);
