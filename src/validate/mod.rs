@@ -32,6 +32,7 @@ pub mod primitive;
 mod rules;
 pub mod snapshot;
 pub mod terminology;
+mod tree;
 #[cfg(test)]
 pub(crate) mod testkit;
 mod walk;
@@ -133,13 +134,19 @@ impl Validator {
                 ));
             }
         };
-        self.validate_value(&value, profiles)
+        walk::validate(
+            &self.compiled,
+            self.terminology.as_ref(),
+            &value,
+            json.len(),
+            profiles,
+        )
     }
 
     /// Validate an already parsed value. Parse with `use_rawnumber()` so that number checks
     /// see the exact text; values parsed otherwise are checked through their re-printed form.
     pub fn validate_value(&self, value: &sonic_rs::Value, profiles: &[&str]) -> Outcome {
-        walk::validate(&self.compiled, self.terminology.as_ref(), value, profiles)
+        walk::validate(&self.compiled, self.terminology.as_ref(), value, 0, profiles)
     }
 
     /// Canonical URLs of every loaded profile (constraints, not base definitions), sorted.

@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
+use sonic_rs::Value;
 
 use super::Membership;
 use super::Terminology;
@@ -24,14 +24,19 @@ use super::native;
 use super::path::PathStack;
 use super::primitive::{JsonKind, Prim};
 use super::rules;
+use super::tree::{Kind as J, N, Tree};
 use crate::fhir::{Issue, IssueType, Outcome, Severity};
 
+/// Validate `value` (`size_hint`: the document's length in bytes, 0 if unknown).
 pub(crate) fn validate(
     set: &CompiledSet,
     term: &dyn Terminology,
     value: &Value,
+    size_hint: usize,
     profiles: &[&str],
 ) -> Outcome {
+    let tree = Tree::build(value, size_hint);
+    let value = tree.root();
     let mut run = Run {
         set,
         term,
@@ -44,7 +49,7 @@ pub(crate) fn validate(
         native: native::Cache::default(),
         memo: memo::Memo::default(),
     };
-    let Some(obj) = value.as_object() else {
+    if !value.is_object() {
         return Outcome::single(Issue::error(
             IssueType::Structure,
             format!(
@@ -52,8 +57,8 @@ pub(crate) fn validate(
                 kind_of(value)
             ),
         ));
-    };
-    let Some(rt) = obj.get(&"resourceType").and_then(|v| v.as_str()) else {
+    }
+    let Some(rt) = value.get("resourceType").and_then(|v| v.as_str()) else {
         return Outcome::single(Issue::error(
             IssueType::Structure,
             "the resource has no resourceType property (expected e.g. \"resourceType\": \"Bundle\")",
@@ -79,13 +84,13 @@ pub(crate) fn validate(
 
 #[derive(Clone, Copy, Default)]
 struct Slot<'j> {
-    val: Option<&'j Value>,
-    under: Option<&'j Value>,
+    val: Option<N<'j>>,
+    under: Option<N<'j>>,
     ty: u16,
 }
 
 struct ResCtx<'j> {
-    value: &'j Value,
+    value: N<'j>,
     contained: bool,
     /// Path length at the resource (its elements' names follow), for extension contexts.
     depth: usize,
@@ -111,19 +116,14 @@ struct Run<'a, 'j> {
     memo: memo::Memo<'j>,
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    if v.is_null() {
-        "null"
-    } else if v.is_boolean() {
-        "a boolean"
-    } else if v.is_number() {
-        "a number"
-    } else if v.is_str() {
-        "a string"
-    } else if v.is_array() {
-        "an array"
-    } else {
-        "an object"
+fn kind_of(v: N<'_>) -> &'static str {
+    match v.kind() {
+        J::Null => "null",
+        J::True | J::False => "a boolean",
+        J::Number => "a number",
+        J::String => "a string",
+        J::Array => "an array",
+        J::Object => "an object",
     }
 }
 
@@ -161,9 +161,9 @@ where
 
     /// Validate a resource at the current path: its base type (or the profiles that constrain
     /// it), plus every loaded profile in `meta.profile`.
-    fn resource(&mut self, value: &'j Value, required: &[StructId], contained: bool) {
+    fn resource(&mut self, value: N<'j>, required: &[StructId], contained: bool) {
         let set = self.set;
-        let Some(obj) = value.as_object() else {
+        if !value.is_object() {
             self.issues.push(
                 Issue::error(
                     IssueType::Structure,
@@ -175,8 +175,8 @@ where
                 .at(self.path.render()),
             );
             return;
-        };
-        let Some(rt) = obj.get(&"resourceType").and_then(|v| v.as_str()) else {
+        }
+        let Some(rt) = value.get("resourceType").and_then(|v| v.as_str()) else {
             self.issues.push(
                 Issue::error(
                     IssueType::Structure,
@@ -200,12 +200,12 @@ where
         for &sid in required {
             targets.push(sid);
         }
-        if let Some(ps) = obj
-            .get(&"meta")
+        if let Some(ps) = value
+            .get("meta")
             .and_then(|m| m.get("profile"))
-            .and_then(|p| p.as_array())
+            .filter(|p| p.is_array())
         {
-            for (i, p) in ps.iter().enumerate() {
+            for (i, p) in ps.items().enumerate() {
                 let Some(url) = p.as_str() else { continue };
                 match set.struct_for_url(url) {
                     Some(sid) => targets.push(sid),
@@ -234,7 +234,7 @@ where
         });
         let bundle = rt == "Bundle";
         if bundle {
-            self.index_bundle(obj);
+            self.index_bundle(value);
         }
         if targets.is_empty() {
             targets.push(base);
@@ -263,13 +263,13 @@ where
         self.resources.pop();
     }
 
-    fn index_bundle(&mut self, obj: &'j sonic_rs::Object) {
+    fn index_bundle(&mut self, obj: N<'j>) {
         let mut idx = BundleIndex {
             by_full_url: HashMap::new(),
             by_type_id: HashSet::new(),
         };
-        if let Some(entries) = obj.get(&"entry").and_then(|e| e.as_array()) {
-            for e in entries.iter() {
+        if let Some(entries) = obj.get("entry") {
+            for e in entries.items() {
                 let Some(r) = e.get("resource") else { continue };
                 let Some(rt) = r.get("resourceType").and_then(|v| v.as_str()) else {
                     continue;
@@ -290,16 +290,16 @@ where
     /// Check an object against a struct: names, then each element, then the root invariants.
     /// Returns whether the object has a property other than `id` (for ele-1, so that objects
     /// are iterated once).
-    fn structure(&mut self, sid: StructId, value: &'j Value) -> bool {
+    fn structure(&mut self, sid: StructId, value: N<'j>) -> bool {
         let set = self.set;
         let st = &set.structs[sid as usize];
-        let Some(obj) = value.as_object() else {
+        if !value.is_object() {
             return true;
-        };
+        }
         let mut content = false;
         let base = self.slots.len();
         self.slots.resize(base + st.elements.len(), Slot::default());
-        for (k, v) in obj.iter() {
+        for (k, v) in value.members() {
             content |= k != "id";
             match st.lookup(k) {
                 Some(ke) => {
@@ -376,19 +376,19 @@ where
         content
     }
 
-    fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: &'j Value, ty: &str) {
+    fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: N<'j>, ty: &str) {
         let i = &self.set.invariants[inv as usize];
         let env = Env {
             term: self.term,
-            resource: self.resources.last().map(|r| r.value),
+            resource: self.resources.last().map(|r| r.value.value()),
             root: self
                 .resources
                 .iter()
                 .rev()
                 .find(|r| !r.contained)
-                .map(|r| r.value),
+                .map(|r| r.value.value()),
         };
-        match i.eval(&env, focus, ty, &mut self.native) {
+        match i.eval(&env, focus.value(), ty, &mut self.native) {
             Ok(true) => {}
             Ok(false) => {
                 let msg = format!(
@@ -437,9 +437,9 @@ where
         }
         if e.array {
             let vals = match slot.val {
-                Some(v) => match v.as_array() {
-                    Some(a) => Some(a),
-                    None => {
+                Some(v) => match v.is_array() {
+                    true => Some(v),
+                    false => {
                         self.path.push(&e.name, None, of_type);
                         let msg = format!(
                             "'{}' must be a JSON array (it repeats: max {}), found {}",
@@ -455,9 +455,9 @@ where
                 None => None,
             };
             let unders = match slot.under {
-                Some(v) => match v.as_array() {
-                    Some(a) => Some(a),
-                    None => {
+                Some(v) => match v.is_array() {
+                    true => Some(v),
+                    false => {
                         self.path.push(&e.name, None, of_type);
                         let msg = format!(
                             "'_{}' must be a JSON array matching '{}', found {}",
@@ -513,10 +513,18 @@ where
                 self.slice(st, e, sl, vals, n);
             }
             self.path.push(&e.name, Some(0), of_type);
+            let mut val_items = vals.map(|a| a.items());
+            let mut under_items = unders.map(|a| a.items());
             for i in 0..n {
                 self.path.set_index(i);
-                let v = vals.and_then(|a| a.get(i)).filter(|v| !v.is_null());
-                let u = unders.and_then(|a| a.get(i)).filter(|v| !v.is_null());
+                let v = val_items
+                    .as_mut()
+                    .and_then(|it| it.next())
+                    .filter(|v| !v.is_null());
+                let u = under_items
+                    .as_mut()
+                    .and_then(|it| it.next())
+                    .filter(|v| !v.is_null());
                 if v.is_none() && u.is_none() {
                     let msg = format!(
                         "null in '{}' without a matching '_{}' entry",
@@ -569,17 +577,17 @@ where
         st: &'a Struct,
         e: &'a ElemRule,
         ty: u16,
-        val: Option<&'j Value>,
-        under: Option<&'j Value>,
+        val: Option<N<'j>>,
+        under: Option<N<'j>>,
     ) {
         let Some(t) = e.types.get(ty as usize) else {
             return;
         };
         let memo_key = match (val, under) {
-            (Some(v), None) if t.context_free => match memo::fingerprint(v) {
+            (Some(v), None) if t.context_free => match v.fingerprint() {
                 Some(h) => {
                     let k = (e as *const ElemRule as usize, ty, h);
-                    if self.memo.hit(k, v) {
+                    if self.memo.hit(k, &v) {
                         return;
                     }
                     Some((k, v))
@@ -602,8 +610,8 @@ where
         st: &'a Struct,
         e: &'a ElemRule,
         t: &'a TypeRule,
-        val: Option<&'j Value>,
-        under: Option<&'j Value>,
+        val: Option<N<'j>>,
+        under: Option<N<'j>>,
     ) {
         match &t.kind {
             Kind::Primitive(p) => {
@@ -611,14 +619,14 @@ where
                     self.primitive(st, e, *p, v);
                 }
                 if let Some(u) = under {
-                    match u.as_object() {
-                        Some(_) => {
+                    match u.is_object() {
+                        true => {
                             let content = self.structure(self.set.element_struct, u);
                             if val.is_none() && !content {
                                 self.ele_1(st, e);
                             }
                         }
-                        None => {
+                        false => {
                             let msg = format!(
                                 "'_{}' must be an object with id/extension, found {}",
                                 e.name,
@@ -653,11 +661,11 @@ where
                 }
                 match t.code.as_ref() {
                     "Reference" => self.reference(st, e, t, v),
-                    "Coding" => self.rule(st, e, rules::coding(v, self.term)),
-                    "Attachment" => self.rule(st, e, rules::attachment(v)),
+                    "Coding" => self.rule(st, e, rules::coding(v.value(), self.term)),
+                    "Attachment" => self.rule(st, e, rules::attachment(v.value())),
                     _ if e.path.as_ref() == "Bundle.entry" => {
-                        self.rule(st, e, rules::bundle_entry(v));
-                        self.rule(st, e, rules::search_outcome(v));
+                        self.rule(st, e, rules::bundle_entry(v.value()));
+                        self.rule(st, e, rules::search_outcome(v.value()));
                     }
                     _ => {}
                 }
@@ -685,7 +693,7 @@ where
         }
         if let Some(v) = val {
             if let Some(f) = &e.fixed
-                && !jsoncmp::equals(v, f)
+                && !jsoncmp::equals(&v, f)
             {
                 let msg = format!(
                     "value {} does not equal the fixed value {} required by {}",
@@ -696,7 +704,7 @@ where
                 self.issue(Severity::Error, IssueType::Value, st, &e.id, msg);
             }
             if let Some(p) = &e.pattern
-                && !jsoncmp::contains(v, p)
+                && !jsoncmp::contains(&v, p)
             {
                 let msg = format!(
                     "value {} does not match the pattern {} required by {}",
@@ -735,7 +743,7 @@ where
         }
     }
 
-    fn object_or_issue(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: &'j Value) -> bool {
+    fn object_or_issue(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: N<'j>) -> bool {
         match v.is_object() {
             true => true,
             false => {
@@ -756,7 +764,7 @@ where
         self.issue(Severity::Error, IssueType::Invariant, st, &e.id, msg);
     }
 
-    fn primitive(&mut self, st: &Struct, e: &ElemRule, p: Prim, v: &'j Value) {
+    fn primitive(&mut self, st: &Struct, e: &ElemRule, p: Prim, v: N<'j>) {
         let res = match p.json_kind() {
             JsonKind::Bool => {
                 if v.is_boolean() {
@@ -767,9 +775,9 @@ where
             }
             JsonKind::Number => {
                 if v.is_number() {
-                    match v.as_raw_number() {
-                        Some(raw) => p.check_number(raw.as_str()).map_err(Some),
-                        None => match v.as_number() {
+                    match v.raw_number() {
+                        Some(raw) => p.check_number(raw).map_err(Some),
+                        None => match sonic_rs::JsonValueTrait::as_number(v.value()) {
                             Some(n) => p.check_number(&n.to_string()).map_err(Some),
                             None => Ok(()),
                         },
@@ -824,7 +832,7 @@ where
 
     // ---- bindings -----------------------------------------------------------------------
 
-    fn binding(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: &'j Value) {
+    fn binding(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: N<'j>) {
         let Some(b) = &e.binding else { return };
         let vs = b.value_set.as_ref();
         let mut found_no: Option<(Option<&str>, &str)> = None;
@@ -855,8 +863,8 @@ where
                 }
             }
             "CodeableConcept" => {
-                if let Some(cs) = v.get("coding").and_then(|c| c.as_array()) {
-                    for c in cs.iter() {
+                if let Some(cs) = v.get("coding") {
+                    for c in cs.items() {
                         if let Some(code) = c.get("code").and_then(|c| c.as_str()) {
                             let sys = c.get("system").and_then(|s| s.as_str());
                             check(self.term, sys, code);
@@ -893,7 +901,7 @@ where
     // ---- extensions ---------------------------------------------------------------------
 
     /// An extension without a profile on its element: validated against its definition by URL.
-    fn extension(&mut self, st: &Struct, e: &ElemRule, v: &'j Value) {
+    fn extension(&mut self, st: &Struct, e: &ElemRule, v: N<'j>) {
         let set = self.set;
         let url = v.get("url").and_then(|u| u.as_str());
         let known = url.and_then(|u| set.extensions.get(u).copied());
@@ -924,7 +932,7 @@ where
                     self.issue(sev, IssueType::Extension, st, &e.id, msg);
                 }
                 let content = self.structure(set.extension_struct, v);
-                if !ext_1(v) {
+                if !ext_1(v.value()) {
                     let ext = &set.structs[set.extension_struct as usize];
                     let msg = "constraint ext-1 failed: Must have either extensions or value[x], not both".to_string();
                     self.issue(Severity::Error, IssueType::Invariant, ext, "Extension", msg);
@@ -983,19 +991,23 @@ where
         st: &Struct,
         e: &'a ElemRule,
         sl: &'a Slicing,
-        vals: Option<&'j sonic_rs::Array>,
+        vals: Option<N<'j>>,
         n: usize,
     ) {
         let abase = self.assign.len();
         let mut last_slice = 0u32;
         let mut seen_unmatched = false;
+        let mut items = vals.map(|a| a.items());
         for i in 0..n {
-            let item = vals.and_then(|a| a.get(i)).filter(|v| !v.is_null());
+            let item = items
+                .as_mut()
+                .and_then(|it| it.next())
+                .filter(|v| !v.is_null());
             let k = match item {
                 Some(item) => sl
                     .slices
                     .iter()
-                    .position(|s| s.matchers.iter().all(|m| self.matches(m, item)))
+                    .position(|s| s.matchers.iter().all(|m| self.matches(m, &item)))
                     .map_or(NO_SLICE, |k| k as u32),
                 None => NO_SLICE,
             };
@@ -1058,25 +1070,26 @@ where
         }
     }
 
-    fn matches(&self, m: &Matcher, item: &'j Value) -> bool {
-        fn walk(v: &Value, path: &[Vec<Box<str>>], test: &dyn Fn(&Value) -> bool) -> bool {
+    fn matches(&self, m: &Matcher, item: &N<'j>) -> bool {
+        fn walk<'j>(v: N<'j>, path: &[Vec<Box<str>>], test: &dyn Fn(N<'j>) -> bool) -> bool {
             match path.split_first() {
                 None => test(v),
                 Some((keys, rest)) => {
-                    let Some(o) = v.as_object() else { return false };
-                    keys.iter().any(|k| match o.get(&k.as_ref()) {
-                        Some(x) => match x.as_array() {
-                            Some(a) => a.iter().any(|i| walk(i, rest, test)),
-                            None => walk(x, rest, test),
-                        },
+                    if !v.is_object() {
+                        return false;
+                    }
+                    keys.iter().any(|k| match v.get(k) {
+                        Some(x) if x.is_array() => x.items().any(|i| walk(i, rest, test)),
+                        Some(x) => walk(x, rest, test),
                         None => false,
                     })
                 }
             }
         }
+        let item = *item;
         match &m.test {
-            Test::Equals(d) => walk(item, &m.path, &|v| jsoncmp::equals(v, d)),
-            Test::Contains(d) => walk(item, &m.path, &|v| jsoncmp::contains(v, d)),
+            Test::Equals(d) => walk(item, &m.path, &|v| jsoncmp::equals(&v, d)),
+            Test::Contains(d) => walk(item, &m.path, &|v| jsoncmp::contains(&v, d)),
             Test::Exists(want) => walk(item, &m.path, &|_| true) == *want,
             Test::ResourceType(rt) => walk(item, &m.path, &|v| {
                 v.get("resourceType").and_then(|r| r.as_str()) == Some(rt.as_ref())
@@ -1110,7 +1123,7 @@ where
 
     // ---- references ---------------------------------------------------------------------
 
-    fn reference(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: &'j Value) {
+    fn reference(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: N<'j>) {
         let Some(r) = v.get("reference").and_then(|r| r.as_str()) else {
             return;
         };
@@ -1119,14 +1132,10 @@ where
         if let Some(id) = r.strip_prefix('#') {
             let container = self.resources.iter().rev().find(|c| !c.contained);
             if let Some(c) = container {
-                let hit = c
-                    .value
-                    .get("contained")
-                    .and_then(|cs| cs.as_array())
-                    .and_then(|cs| {
-                        cs.iter()
-                            .find(|x| x.get("id").and_then(|i| i.as_str()) == Some(id))
-                    });
+                let hit = c.value.get("contained").and_then(|cs| {
+                    cs.items()
+                        .find(|x| x.get("id").and_then(|i| i.as_str()) == Some(id))
+                });
                 match hit {
                     Some(x) => {
                         found = true;
@@ -1236,8 +1245,8 @@ fn join(v: &[Box<str>]) -> String {
 }
 
 /// The instance value for a message, truncated.
-fn short(v: &Value) -> String {
-    let s = sonic_rs::to_string(v).unwrap_or_default();
+fn short(v: N<'_>) -> String {
+    let s = sonic_rs::to_string(v.value()).unwrap_or_default();
     if s.len() > 120 {
         let mut cut = 117;
         while !s.is_char_boundary(cut) {
