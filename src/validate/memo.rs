@@ -73,8 +73,7 @@ mod tests {
 
     #[test]
     fn a_hit_needs_an_equal_value_not_just_the_key() {
-        let v: sonic_rs::Value = sonic_rs::from_str(r#"[{"code":"a"},{"code":"b"},{"code":"a"}]"#).unwrap();
-        let t = Tree::build(&v, 0);
+        let t = Tree::parse(br#"[{"code":"a"},{"code":"b"},{"code":"a"}]"#).unwrap();
         let x: Vec<_> = t.root().items().collect();
         let mut m = Memo::default();
         let key = (1, 0, x[0].fingerprint().unwrap());

@@ -27,15 +27,22 @@ use super::rules;
 use super::tree::{Kind as J, N, Tree};
 use crate::fhir::{Issue, IssueType, Outcome, Severity};
 
-/// Validate `value` (`size_hint`: the document's length in bytes, 0 if unknown).
+/// Validate a JSON document as received.
 pub(crate) fn validate(
     set: &CompiledSet,
     term: &dyn Terminology,
-    value: &Value,
-    size_hint: usize,
+    json: &[u8],
     profiles: &[&str],
 ) -> Outcome {
-    let tree = Tree::build(value, size_hint);
+    let tree = match Tree::parse(json) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::single(Issue::error(
+                IssueType::Structure,
+                format!("the body is not valid JSON: {e}"),
+            ));
+        }
+    };
     let value = tree.root();
     let mut run = Run {
         set,
@@ -48,6 +55,7 @@ pub(crate) fn validate(
         bundles: Vec::new(),
         native: native::Cache::default(),
         memo: memo::Memo::default(),
+        fhirpath_values: HashMap::new(),
     };
     if !value.is_object() {
         return Outcome::single(Issue::error(
@@ -114,6 +122,8 @@ struct Run<'a, 'j> {
     native: native::Cache,
     /// Clean results of context-free values, for identical values later in the document.
     memo: memo::Memo<'j>,
+    /// Nodes parsed for the FHIRPath evaluator (by node id), each once per run.
+    fhirpath_values: HashMap<u32, Value>,
 }
 
 fn kind_of(v: N<'_>) -> &'static str {
@@ -378,17 +388,38 @@ where
 
     fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: N<'j>, ty: &str) {
         let i = &self.set.invariants[inv as usize];
-        let env = Env {
-            term: self.term,
-            resource: self.resources.last().map(|r| r.value.value()),
-            root: self
-                .resources
-                .iter()
-                .rev()
-                .find(|r| !r.contained)
-                .map(|r| r.value.value()),
+        let result = match i.eval_direct(focus, &mut self.native) {
+            Some(holds) => Ok(holds),
+            None => {
+                // FHIRPath reads `sonic_rs` values: parse the focus (and, when the expression
+                // needs them, the resources around it) from the text received, once per run.
+                let resource = self.resources.last().map(|r| r.value);
+                let root = self
+                    .resources
+                    .iter()
+                    .rev()
+                    .find(|r| !r.contained)
+                    .map(|r| r.value);
+                let context = if i.reads_context {
+                    [resource, root]
+                } else {
+                    [None, None]
+                };
+                for n in std::iter::once(Some(focus)).chain(context).flatten() {
+                    self.fhirpath_values
+                        .entry(n.id())
+                        .or_insert_with(|| n.to_value());
+                }
+                let values = &self.fhirpath_values;
+                let env = Env {
+                    term: self.term,
+                    resource: context[0].map(|n| &values[&n.id()]),
+                    root: context[1].map(|n| &values[&n.id()]),
+                };
+                i.eval_fhirpath(&env, &values[&focus.id()], ty)
+            }
         };
-        match i.eval(&env, focus.value(), ty, &mut self.native) {
+        match result {
             Ok(true) => {}
             Ok(false) => {
                 let msg = format!(
@@ -661,11 +692,11 @@ where
                 }
                 match t.code.as_ref() {
                     "Reference" => self.reference(st, e, t, v),
-                    "Coding" => self.rule(st, e, rules::coding(v.value(), self.term)),
-                    "Attachment" => self.rule(st, e, rules::attachment(v.value())),
+                    "Coding" => self.rule(st, e, rules::coding(v, self.term)),
+                    "Attachment" => self.rule(st, e, rules::attachment(v)),
                     _ if e.path.as_ref() == "Bundle.entry" => {
-                        self.rule(st, e, rules::bundle_entry(v.value()));
-                        self.rule(st, e, rules::search_outcome(v.value()));
+                        self.rule(st, e, rules::bundle_entry(v));
+                        self.rule(st, e, rules::search_outcome(v));
                     }
                     _ => {}
                 }
@@ -774,14 +805,8 @@ where
                 }
             }
             JsonKind::Number => {
-                if v.is_number() {
-                    match v.raw_number() {
-                        Some(raw) => p.check_number(raw).map_err(Some),
-                        None => match sonic_rs::JsonValueTrait::as_number(v.value()) {
-                            Some(n) => p.check_number(&n.to_string()).map_err(Some),
-                            None => Ok(()),
-                        },
-                    }
+                if let Some(raw) = v.raw_number() {
+                    p.check_number(raw).map_err(Some)
                 } else {
                     Err(None)
                 }
@@ -932,7 +957,7 @@ where
                     self.issue(sev, IssueType::Extension, st, &e.id, msg);
                 }
                 let content = self.structure(set.extension_struct, v);
-                if !ext_1(v.value()) {
+                if !ext_1(v) {
                     let ext = &set.structs[set.extension_struct as usize];
                     let msg = "constraint ext-1 failed: Must have either extensions or value[x], not both".to_string();
                     self.issue(Severity::Error, IssueType::Invariant, ext, "Extension", msg);
@@ -1109,6 +1134,7 @@ where
                         bundles: Vec::new(),
                         native: native::Cache::default(),
                         memo: memo::Memo::default(),
+                        fhirpath_values: HashMap::new(),
                     };
                     if set.structs[*sid as usize].is_resource {
                         sub.resource(v, &[*sid], false);
@@ -1246,7 +1272,13 @@ fn join(v: &[Box<str>]) -> String {
 
 /// The instance value for a message, truncated.
 fn short(v: N<'_>) -> String {
-    let s = sonic_rs::to_string(v.value()).unwrap_or_default();
+    // As received, but on one line (a pretty-printed value is re-printed compactly).
+    let src = v.source();
+    let s = if src.contains(['\n', '\r', '\t']) {
+        sonic_rs::to_string(&v.to_value()).unwrap_or_default()
+    } else {
+        src.to_owned()
+    };
     if s.len() > 120 {
         let mut cut = 117;
         while !s.is_char_boundary(cut) {
