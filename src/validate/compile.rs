@@ -118,6 +118,10 @@ pub(crate) struct TypeRule {
     pub kind: Kind,
     /// Resource types a Reference/canonical may point to (empty: any).
     pub targets: Vec<Box<str>>,
+    /// A value of this type at this element validates the same wherever it appears (see
+    /// [`CompiledSet::mark_context_free`]), so the walk may reuse a clean result for an identical
+    /// value ([`super::walk`]'s memo).
+    pub context_free: bool,
 }
 
 pub(crate) enum Kind {
@@ -179,6 +183,72 @@ pub(crate) enum Test {
     Profile(StructId),
 }
 
+/// Marks the complex types whose validation depends only on the value itself: no Reference
+/// (resolved against the enclosing Bundle or contained resources) or resource anywhere inside, and
+/// no invariant that reads beyond its focus (`%resource`, `%rootResource`, `resolve()`). Extensions
+/// and `_name` companions (extension contexts depend on the path) are excluded at run time, by
+/// the walk refusing to memoise a value that has them. This is a greatest fixed point: recursion
+/// between types does not by itself make a type depend on context.
+fn mark_context_free(structs: &mut [Struct], invariants: &[Invariant]) {
+    let local = |inv: &u32| {
+        let x = &invariants[*inv as usize].expression;
+        !x.contains('%') && !x.contains("resolve(")
+    };
+    let mut free: Vec<bool> = structs
+        .iter()
+        .map(|s| !s.is_resource && s.invariants.iter().all(local))
+        .collect();
+    loop {
+        let mut changed = false;
+        for (i, s) in structs.iter().enumerate() {
+            if !free[i] {
+                continue;
+            }
+            let ok = s.elements.iter().all(|e| {
+                elem_free(e, &local, &free)
+                    && e.slicing
+                        .iter()
+                        .flat_map(|sl| &sl.slices)
+                        .all(|sr| elem_free(&sr.elem, &local, &free))
+            });
+            if !ok {
+                free[i] = false;
+                changed = true;
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    fn mark(e: &mut ElemRule, local: &dyn Fn(&u32) -> bool, free: &[bool]) {
+        let elem_local = e.invariants.iter().all(local);
+        for t in e.types.iter_mut() {
+            if let Kind::Complex(sid) = t.kind {
+                t.context_free = elem_local && t.code.as_ref() != "Reference" && free[sid as usize];
+            }
+        }
+        if let Some(sl) = e.slicing.as_mut() {
+            for sr in sl.slices.iter_mut() {
+                mark(&mut sr.elem, local, free);
+            }
+        }
+    }
+    for s in structs.iter_mut() {
+        for e in s.elements.iter_mut() {
+            mark(e, &local, &free);
+        }
+    }
+}
+
+fn elem_free(e: &ElemRule, local: &dyn Fn(&u32) -> bool, free: &[bool]) -> bool {
+    e.invariants.iter().all(local)
+        && e.types.iter().all(|t| match &t.kind {
+            Kind::Primitive(_) | Kind::Xhtml | Kind::Extension => true,
+            Kind::Complex(sid) => t.code.as_ref() != "Reference" && free[*sid as usize],
+            Kind::Resource { .. } => false,
+        })
+}
+
 impl CompiledSet {
     /// Compile every StructureDefinition in `defs` (snapshots generated where missing).
     pub fn compile(defs: &Definitions) -> Result<Self, LoadError> {
@@ -221,6 +291,7 @@ impl CompiledSet {
         }
         profile_urls.sort();
         all_urls.sort();
+        mark_context_free(&mut b.structs, &b.invariants);
         Ok(CompiledSet {
             structs: b.structs,
             by_url: b.memo,
@@ -638,6 +709,7 @@ impl Builder<'_> {
                 code: "BackboneElement".into(),
                 kind: Kind::Complex(sid),
                 targets: Vec::new(),
+                context_free: false,
             });
         }
         let raw_types = e
@@ -720,6 +792,7 @@ impl Builder<'_> {
                 code: code.into(),
                 kind,
                 targets,
+                context_free: false,
             });
         }
         let mut fixed = None;

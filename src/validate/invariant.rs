@@ -3,10 +3,11 @@
 //! checks (tests below prove they agree with the FHIRPath evaluator). Anything the engine cannot
 //! parse or evaluate is listed once as a load warning, never skipped in silence.
 
-use sonic_rs::{JsonContainerTrait, Value};
+use sonic_rs::Value;
 
 use super::fhirpath::{self, Coded, EvalContext, Expr};
 use super::native::{self, Native};
+use super::tree::N;
 use super::{Membership, Terminology};
 use crate::fhir::Severity;
 
@@ -18,6 +19,9 @@ pub(crate) struct Invariant {
     pub human: Box<str>,
     pub expression: Box<str>,
     pub imp: Imp,
+    /// The expression reads `%resource`, `%rootResource` or other environment variables, or
+    /// resolves references: FHIRPath needs the resources around the focus, not just the focus.
+    pub reads_context: bool,
 }
 
 #[derive(Debug)]
@@ -80,6 +84,7 @@ impl Invariant {
                 human: human.into(),
                 expression: expression.into(),
                 imp,
+                reads_context: expression.contains('%') || expression.contains("resolve("),
             },
             why,
         )
@@ -90,23 +95,24 @@ impl Invariant {
         !matches!(self.imp, Imp::Unsupported)
     }
 
-    /// `Ok(true)` holds (an empty result counts as holding), `Ok(false)` fails, `Err` could not
-    /// be evaluated on this instance (the caller reports it).
-    pub fn eval<'j>(
-        &self,
-        env: &Env<'_>,
-        focus: &'j Value,
-        ty: &str,
-        cache: &mut native::Cache<'j>,
-    ) -> Result<bool, String> {
+    /// The answer without FHIRPath, when there is one: `ext-1`, a native check on a shape it
+    /// understands, or an invariant that is not evaluated (listed at load).
+    pub fn eval_direct(&self, focus: N<'_>, cache: &mut native::Cache) -> Option<bool> {
         match &self.imp {
-            Imp::Ext1 => Ok(ext_1(focus)),
-            Imp::Unsupported => Ok(true),
-            Imp::Native(n, expr) => match n.eval(focus, cache) {
-                Some(holds) => Ok(holds),
-                None => fhirpath_eval(expr, env, focus, ty),
-            },
-            Imp::FhirPath(expr) => fhirpath_eval(expr, env, focus, ty),
+            Imp::Ext1 => Some(ext_1(focus)),
+            Imp::Unsupported => Some(true),
+            // `None` for a shape the native check leaves to FHIRPath.
+            Imp::Native(n, _) => n.eval(focus, cache),
+            Imp::FhirPath(_) => None,
+        }
+    }
+
+    /// The FHIRPath evaluation: `Ok(true)` holds (an empty result counts as holding),
+    /// `Ok(false)` fails, `Err` could not be evaluated on this instance (the caller reports it).
+    pub fn eval_fhirpath(&self, env: &Env<'_>, focus: &Value, ty: &str) -> Result<bool, String> {
+        match &self.imp {
+            Imp::Native(_, expr) | Imp::FhirPath(expr) => fhirpath_eval(expr, env, focus, ty),
+            Imp::Ext1 | Imp::Unsupported => Ok(true),
         }
     }
 }
@@ -163,15 +169,15 @@ pub(crate) fn ele_1_object(o: &sonic_rs::Object) -> bool {
 }
 
 /// `ext-1` on an Extension object: nested extensions or a value, not both, not neither.
-pub(crate) fn ext_1(focus: &Value) -> bool {
-    let Some(o) = focus.as_object() else {
+pub(crate) fn ext_1(focus: N<'_>) -> bool {
+    if !focus.is_object() {
         return true;
-    };
+    }
     let mut has_ext = false;
     let mut has_value = false;
-    for (k, v) in o.iter() {
+    for (k, v) in focus.members() {
         if k == "extension" {
-            has_ext = v.as_array().is_none_or(|a| !a.is_empty());
+            has_ext = !v.is_array() || v.len() > 0;
         } else if k.starts_with("value") || k.starts_with("_value") {
             // A primitive value[x] that only has extensions still exists in FHIRPath.
             has_value = true;
@@ -182,7 +188,9 @@ pub(crate) fn ext_1(focus: &Value) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tree::Tree;
     use super::*;
+    use sonic_rs::JsonContainerTrait;
 
     fn v(j: &str) -> Value {
         sonic_rs::from_str(j).unwrap()
@@ -209,7 +217,8 @@ mod tests {
             ),
         ];
         for (j, want) in cases {
-            assert_eq!(ext_1(&v(j)), want, "{j}");
+            let t = Tree::parse(j.as_bytes()).unwrap();
+            assert_eq!(ext_1(t.root()), want, "{j}");
         }
     }
 
@@ -233,7 +242,8 @@ mod tests {
                 .unwrap()
                 .as_boolean()
                 .unwrap();
-            assert_eq!(fp, Some(ext_1(&node)), "ext-1 on {j}");
+            let t = Tree::parse(j.as_bytes()).unwrap();
+            assert_eq!(fp, Some(ext_1(t.root())), "ext-1 on {j}");
         }
         for j in [
             r#"{}"#,

@@ -6,8 +6,9 @@
 //! expresses ([`rules`]) and the walk over the received JSON ([`walk`]). Must not: do I/O after load, know about HTTP or storage, or build typed FHIR models
 //! (the bytes as received are what is validated).
 //!
-//! The received JSON is parsed once with `sonic_rs` (numbers kept as their exact text, so decimal
-//! and integer checks see what the sender wrote) and walked once per applicable profile.
+//! The received JSON is parsed once into the validator's own flat tree ([`tree`]; numbers kept as
+//! their exact text, so decimal and integer checks see what the sender wrote) and walked once per
+//! applicable profile.
 //!
 //! ```no_run
 //! use std::{path::PathBuf, sync::Arc};
@@ -25,6 +26,7 @@ pub mod definitions;
 pub mod fhirpath;
 pub(crate) mod invariant;
 pub(crate) mod jsoncmp;
+mod memo;
 pub(crate) mod native;
 mod path;
 pub mod primitive;
@@ -33,6 +35,7 @@ pub mod snapshot;
 pub mod terminology;
 #[cfg(test)]
 pub(crate) mod testkit;
+mod tree;
 mod walk;
 
 use std::path::PathBuf;
@@ -120,25 +123,19 @@ impl Validator {
     /// Validate one resource as received. Always against its base type; also against every
     /// loaded profile in `meta.profile` and every profile in `profiles` (canonical URLs).
     pub fn validate(&self, json: &[u8], profiles: &[&str]) -> Outcome {
-        let value: sonic_rs::Value = match sonic_rs::Deserializer::from_slice(json)
-            .use_rawnumber()
-            .deserialize()
-        {
-            Ok(v) => v,
-            Err(e) => {
-                return Outcome::single(Issue::error(
-                    IssueType::Structure,
-                    format!("the body is not valid JSON: {e}"),
-                ));
-            }
-        };
-        self.validate_value(&value, profiles)
+        walk::validate(&self.compiled, self.terminology.as_ref(), json, profiles)
     }
 
-    /// Validate an already parsed value. Parse with `use_rawnumber()` so that number checks
-    /// see the exact text; values parsed otherwise are checked through their re-printed form.
+    /// Validate an already parsed value (as its JSON text: the validator reads its own parse
+    /// tree). Parse with `use_rawnumber()` so that number checks see the exact text.
     pub fn validate_value(&self, value: &sonic_rs::Value, profiles: &[&str]) -> Outcome {
-        walk::validate(&self.compiled, self.terminology.as_ref(), value, profiles)
+        match sonic_rs::to_vec(value) {
+            Ok(json) => self.validate(&json, profiles),
+            Err(e) => Outcome::single(Issue::error(
+                IssueType::Structure,
+                format!("the value cannot be written as JSON: {e}"),
+            )),
+        }
     }
 
     /// Canonical URLs of every loaded profile (constraints, not base definitions), sorted.

@@ -15,8 +15,8 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use super::tree::N;
 use smallvec::SmallVec;
-use sonic_rs::{JsonContainerTrait, JsonValueTrait, Object, Value};
 
 const MP: &str = "http://terminology.hl7.org/CodeSystem/measure-population";
 const IND: &str = "https://fhir.pqom-gateway.org/CodeSystem/pqom-indicator";
@@ -209,7 +209,7 @@ impl Native {
     /// leaves to the FHIRPath evaluator.
     // Not inlined, so that profiles show what the native checks cost.
     #[inline(never)]
-    pub(crate) fn eval<'j>(self, focus: &'j Value, cache: &mut Cache<'j>) -> Option<bool> {
+    pub(crate) fn eval(self, focus: N<'_>, cache: &mut Cache) -> Option<bool> {
         match self {
             Native::GroupNumLeDen => {
                 let g = cache.group(focus)?;
@@ -262,23 +262,23 @@ const STRATUM_CODES: &[&str] = &["stratum", "value", "coding", "code"];
 /// their stratifier (`pqom-3`, `pqom-10`), group (`pqom-1`, `-2`, `-4`, `-5`, `-9`) and report
 /// (`mrp-2`), and each level reuses the level below instead of reading it again.
 #[derive(Default)]
-pub(crate) struct Cache<'j> {
-    nodes: AddrMap<NodeInfo<'j>>,
-    stratifiers: AddrMap<StratifierInfo>,
-    groups: AddrMap<Option<GroupAnswers>>,
+pub(crate) struct Cache {
+    nodes: IdMap<NodeInfo>,
+    stratifiers: IdMap<StratifierInfo>,
+    groups: IdMap<Option<GroupAnswers>>,
 }
 
-impl<'j> Cache<'j> {
+impl Cache {
     /// [`NodeInfo`] of any focus: `None` for an array or null (not handled).
-    fn node(&mut self, v: &'j Value) -> Option<NodeInfo<'j>> {
-        match v.as_object() {
-            Some(o) => Some(self.node_obj(o)),
+    fn node(&mut self, v: N<'_>) -> Option<NodeInfo> {
+        match v.is_object() {
+            true => Some(self.node_obj(v)),
             // A primitive has no children.
-            None => (!v.is_array() && !v.is_null()).then(|| node_info([Some(None); 3])),
+            false => (!v.is_array() && !v.is_null()).then(|| node_info([Some(None); 3])),
         }
     }
 
-    fn node_obj(&mut self, o: &'j Object) -> NodeInfo<'j> {
+    fn node_obj(&mut self, o: N<'_>) -> NodeInfo {
         if self.nodes.capacity() == 0 {
             // A PQOM report has a few hundred strata: skip the first rounds of growth.
             self.nodes.reserve(256);
@@ -290,16 +290,16 @@ impl<'j> Cache<'j> {
     }
 
     /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
-    fn stratifier(&mut self, v: &'j Value) -> Option<StratifierInfo> {
-        match v.as_object() {
-            Some(o) => Some(self.stratifier_obj(o)),
-            None => {
+    fn stratifier(&mut self, v: N<'_>) -> Option<StratifierInfo> {
+        match v.is_object() {
+            true => Some(self.stratifier_obj(v)),
+            false => {
                 (!v.is_array() && !v.is_null()).then(|| self.stratifier_info([Some(None); 2], None))
             }
         }
     }
 
-    fn stratifier_obj(&mut self, o: &'j Object) -> StratifierInfo {
+    fn stratifier_obj(&mut self, o: N<'_>) -> StratifierInfo {
         if let Some(s) = self.stratifiers.get(&addr(o)) {
             return *s;
         }
@@ -308,9 +308,10 @@ impl<'j> Cache<'j> {
         s
     }
 
-    fn group(&mut self, v: &'j Value) -> Option<GroupAnswers> {
-        match v.as_object() {
-            Some(o) => {
+    fn group(&mut self, v: N<'_>) -> Option<GroupAnswers> {
+        match v.is_object() {
+            true => {
+                let o = v;
                 if let Some(a) = self.groups.get(&addr(o)) {
                     return *a;
                 }
@@ -319,15 +320,15 @@ impl<'j> Cache<'j> {
                 self.groups.insert(addr(o), a);
                 a
             }
-            None if !v.is_array() && !v.is_null() => self.group_answers([Some(None); 3], None),
-            None => None,
+            false if !v.is_array() && !v.is_null() => self.group_answers([Some(None); 3], None),
+            false => None,
         }
     }
 
     /// One pass over a stratifier's strata for `pqom-3` and `pqom-10` and what its group's checks
     /// need (the strata's populations come from [`Cache::node_obj`], shared with `pqom-13`).
     /// `o` is the stratifier when it is an object; `absent` stands for a primitive focus.
-    fn stratifier_info(&mut self, absent: [Field<'j>; 2], o: Option<&'j Object>) -> StratifierInfo {
+    fn stratifier_info<'t>(&mut self, absent: [Field<'t>; 2], o: Option<N<'t>>) -> StratifierInfo {
         let mut out = StratifierInfo {
             systems: None,
             distinct: None,
@@ -363,8 +364,8 @@ impl<'j> Cache<'j> {
                         }
                         None => pops_ok = false,
                     }
-                    values_ok &= info
-                        .value
+                    let [value] = fields(st, ["value"]);
+                    values_ok &= value
                         .and_then(|v| {
                             objs(v, &mut |v| {
                                 let [coding] = fields(v, ["coding"]);
@@ -417,7 +418,7 @@ impl<'j> Cache<'j> {
     /// The group-level checks (`pqom-1`, `-2`, `-4`, `-5`) from the group's populations and its
     /// stratifiers' summaries. When any part of the group has a shape left to FHIRPath, there
     /// are no answers and all four checks fall back (slower, never wrong).
-    fn group_answers(&mut self, f: [Field<'j>; 3], o: Option<&'j Object>) -> Option<GroupAnswers> {
+    fn group_answers(&mut self, f: [Field<'_>; 3], o: Option<N<'_>>) -> Option<GroupAnswers> {
         let [code, population, stratifier] = f;
         let mut ratio = false;
         codes_in(code?, IND, &mut |k| {
@@ -487,47 +488,42 @@ struct StratifierSums {
 }
 
 #[derive(Clone, Copy)]
-struct NodeInfo<'j> {
+struct NodeInfo {
     /// `population` (`pqom-9`, `pqom-13`, and what groups and stratifiers add up).
     pops: Option<Pops>,
     /// `value.exists() xor component.exists()` (`mrp-2` on a stratum).
     xor: Option<bool>,
-    /// The `value` field, which the stratifier reads (`pqom-3`, `pqom-10`).
-    value: Field<'j>,
 }
 
 /// [`NodeInfo`] from a node's `value`, `component` and `population` fields.
-fn node_info<'j>([value_field, component, population]: [Field<'j>; 3]) -> NodeInfo<'j> {
+fn node_info([value_field, component, population]: [Field<'_>; 3]) -> NodeInfo {
     let value = value_field.and_then(|v| match v {
         None => Some(false),
         Some(v) => v.is_object().then_some(true),
     });
     let component = component.and_then(|c| match c {
         None => Some(false),
-        Some(v) => match v.as_array() {
-            Some(a) => a.iter().all(|x| x.is_object()).then(|| !a.is_empty()),
-            None => v.is_object().then_some(true),
-        },
+        Some(v) if v.is_array() => v.items().all(|x| x.is_object()).then(|| v.len() > 0),
+        Some(v) => v.is_object().then_some(true),
     });
     NodeInfo {
         pops: population.and_then(pops_of),
         xor: value.zip(component).map(|(v, c)| v != c),
-        value: value_field,
     }
 }
 
-type AddrMap<T> = HashMap<usize, T, BuildHasherDefault<AddrHash>>;
+type IdMap<T> = HashMap<u32, T, BuildHasherDefault<IdHash>>;
 
-fn addr(o: &Object) -> usize {
-    o as *const Object as usize
+fn addr(o: N<'_>) -> u32 {
+    o.id()
 }
 
-/// Hashes a node address: one multiply, rotated so the table's low index bits come from the
+/// Hashes a node id: one multiply, rotated so the table's low index bits come from the
 /// well-mixed middle of the product.
 #[derive(Default)]
-struct AddrHash(u64);
+struct IdHash(u64);
 
-impl Hasher for AddrHash {
+impl Hasher for IdHash {
     fn finish(&self) -> u64 {
         self.0
     }
@@ -536,8 +532,8 @@ impl Hasher for AddrHash {
             self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
         }
     }
-    fn write_usize(&mut self, n: usize) {
-        self.0 = (n as u64)
+    fn write_u32(&mut self, n: u32) {
+        self.0 = u64::from(n)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .rotate_left(26);
     }
@@ -546,14 +542,14 @@ impl Hasher for AddrHash {
 /// One field of an object: `Some(None)` when absent, `None` (not handled) for a duplicate key, a
 /// `_name` companion, or a key that extends the name (`valueQuantity` for `value`), which the
 /// evaluator would read as a choice element.
-type Field<'j> = Option<Option<&'j Value>>;
+type Field<'t> = Option<Option<N<'t>>>;
 
 /// The fields `names` of `o` in one pass over its keys (each sonic-rs key visit is a call into
 /// sonic-rs, so one pass that picks out all wanted fields beats a scan per field). Each name is
 /// judged on its own: an odd key spoils only the fields it could be confused with.
-fn fields<'j, const K: usize>(o: &'j Object, names: [&str; K]) -> [Field<'j>; K] {
-    let mut out: [Field<'j>; K] = [Some(None); K];
-    for (k, v) in o.iter() {
+fn fields<'t, const K: usize>(o: N<'t>, names: [&str; K]) -> [Field<'t>; K] {
+    let mut out: [Field<'t>; K] = [Some(None); K];
+    for (k, v) in o.members() {
         let k = k.as_bytes();
         let (under, rest) = match k {
             [b'_', rest @ ..] => (true, rest),
@@ -586,40 +582,44 @@ fn fields<'j, const K: usize>(o: &'j Object, names: [&str; K]) -> [Field<'j>; K]
 
 /// [`fields`] of any focus: a primitive has no children (all absent); an array or null is not
 /// handled.
-fn fields_of<'j, const K: usize>(v: &'j Value, names: [&str; K]) -> Option<[Field<'j>; K]> {
-    match v.as_object() {
-        Some(o) => Some(fields(o, names)),
-        None => (!v.is_array() && !v.is_null()).then_some([Some(None); K]),
+fn fields_of<'t, const K: usize>(v: N<'t>, names: [&str; K]) -> Option<[Field<'t>; K]> {
+    match v.is_object() {
+        true => Some(fields(v, names)),
+        false => (!v.is_array() && !v.is_null()).then_some([Some(None); K]),
     }
 }
 
 /// Calls `f` on each object a field holds (FHIRPath flattens arrays). Anything but an object or
 /// an array of objects there is not handled.
-fn objs<'j>(v: Option<&'j Value>, f: &mut impl FnMut(&'j Object) -> Option<()>) -> Option<()> {
+fn objs<'t>(v: Option<N<'t>>, f: &mut impl FnMut(N<'t>) -> Option<()>) -> Option<()> {
     let Some(v) = v else {
         return Some(());
     };
-    match v.as_array() {
-        Some(a) => {
-            for x in a.iter() {
-                f(x.as_object()?)?;
+    if v.is_array() {
+        for x in v.items() {
+            if !x.is_object() {
+                return None;
             }
-            Some(())
+            f(x)?;
         }
-        None => f(v.as_object()?),
+        Some(())
+    } else if v.is_object() {
+        f(v)
+    } else {
+        None
     }
 }
 
 /// Calls `f` on each object `o.name` reaches.
-fn each<'j>(o: &'j Object, name: &str, f: &mut impl FnMut(&'j Object) -> Option<()>) -> Option<()> {
+fn each<'t>(o: N<'t>, name: &str, f: &mut impl FnMut(N<'t>) -> Option<()>) -> Option<()> {
     let [field] = fields(o, [name]);
     objs(field?, f)
 }
 
 /// `[system, code]` of a Coding object, each a string primitive (`Some(None)` when absent) or
 /// `None` where not handled.
-fn coding_fields(cd: &Object) -> [Option<Option<&str>>; 2] {
-    fn text(v: Option<&Value>) -> Option<Option<&str>> {
+fn coding_fields(cd: N<'_>) -> [Option<Option<&str>>; 2] {
+    fn text(v: Option<N<'_>>) -> Option<Option<&str>> {
         match v {
             None => Some(None),
             Some(v) => v.as_str().map(Some),
@@ -631,7 +631,7 @@ fn coding_fields(cd: &Object) -> [Option<Option<&str>>; 2] {
 
 /// Calls `f` with each code of `code.coding` (given the `code` field) whose system is `system`:
 /// `code.coding.exists(system = S and code = C)` holds when `f` saw `C`.
-fn codes_in<'j>(code: Option<&'j Value>, system: &str, f: &mut impl FnMut(&'j str)) -> Option<()> {
+fn codes_in<'t>(code: Option<N<'t>>, system: &str, f: &mut impl FnMut(&'t str)) -> Option<()> {
     objs(code, &mut |c| {
         let [coding] = fields(c, ["coding"]);
         objs(coding?, &mut |cd| {
@@ -649,9 +649,8 @@ fn codes_in<'j>(code: Option<&'j Value>, system: &str, f: &mut impl FnMut(&'j st
 }
 
 /// A JSON number the evaluator reads as an Integer (no fraction or exponent, fits in i64).
-fn integer(v: &Value) -> Option<i64> {
-    let raw = v.as_raw_number()?;
-    let text = raw.as_str();
+fn integer(v: N<'_>) -> Option<i64> {
+    let text = v.raw_number()?;
     // Plain short integers (every count) without the general parser; 18 digits cannot overflow.
     let (neg, digits) = match text.as_bytes() {
         [b'-', rest @ ..] => (true, rest),
@@ -670,8 +669,8 @@ fn integer(v: &Value) -> Option<i64> {
 }
 
 /// The strings at the end of a path of elements: (distinct count, total count).
-fn distinct_codes(focus: &Value, path: &[&str]) -> Option<(usize, usize)> {
-    fn go<'j>(o: &'j Object, path: &[&str], out: &mut SmallVec<[&'j str; 32]>) -> Option<()> {
+fn distinct_codes(focus: N<'_>, path: &[&str]) -> Option<(usize, usize)> {
+    fn go<'t>(o: N<'t>, path: &[&str], out: &mut SmallVec<[&'t str; 32]>) -> Option<()> {
         match path {
             [] => Some(()),
             [leaf] => {
@@ -684,10 +683,11 @@ fn distinct_codes(focus: &Value, path: &[&str]) -> Option<(usize, usize)> {
             [first, rest @ ..] => each(o, first, &mut |x| go(x, rest, out)),
         }
     }
-    let Some(o) = focus.as_object() else {
+    if !focus.is_object() {
         // A primitive has no children; an array or null is not handled.
         return (!focus.is_array() && !focus.is_null()).then_some((0, 0));
-    };
+    }
+    let o = focus;
     let mut codes: SmallVec<[&str; 32]> = SmallVec::new();
     go(o, path, &mut codes)?;
     let total = codes.len();
@@ -706,7 +706,7 @@ struct Pops {
 }
 
 /// [`Pops`] of a node's `population` field.
-fn pops_of(population: Option<&Value>) -> Option<Pops> {
+fn pops_of(population: Option<N<'_>>) -> Option<Pops> {
     let mut p = Pops::default();
     objs(population, &mut |pop| {
         let [code, count] = fields(pop, ["code", "count"]);

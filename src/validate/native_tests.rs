@@ -4,18 +4,11 @@
 use std::collections::HashMap;
 
 use serde_json::{Value as J, json};
-use sonic_rs::{JsonContainerTrait, Value};
 
 use super::*;
 use crate::samples::{ReportParams, reference_report};
 use crate::validate::fhirpath::{EvalContext, Expr};
-
-fn to_sonic(j: &J) -> Value {
-    sonic_rs::Deserializer::from_slice(&serde_json::to_vec(j).unwrap())
-        .use_rawnumber()
-        .deserialize()
-        .unwrap()
-}
+use crate::validate::tree::Tree;
 
 fn pop_code(code: &str) -> J {
     json!({ "coding": [{ "system": MP, "code": code }] })
@@ -278,19 +271,15 @@ fn mutations() -> Vec<Mutation> {
 }
 
 /// Every node an invariant of the trust report profile is evaluated on, with its FHIRPath type.
-fn nodes(doc: &Value) -> Vec<(&Value, &'static str)> {
-    fn arr<'a>(v: &'a Value, k: &str) -> Vec<&'a Value> {
-        v.as_object()
-            .and_then(|o| o.get(&k))
-            .and_then(|a| a.as_array())
-            .map(|a| a.iter().collect())
-            .unwrap_or_default()
+fn nodes(doc: N<'_>) -> Vec<(N<'_>, &'static str)> {
+    fn arr<'t>(v: N<'t>, k: &str) -> Vec<N<'t>> {
+        v.get(k).map(|a| a.items().collect()).unwrap_or_default()
     }
     let mut out = vec![(doc, "MeasureReport")];
     for g in arr(doc, "group") {
         out.push((g, "MeasureReport.group"));
         for p in arr(g, "population") {
-            if let Some(c) = p.as_object().and_then(|o| o.get(&"count")) {
+            if let Some(c) = p.get("count") {
                 out.push((c, "integer"));
             }
         }
@@ -299,7 +288,7 @@ fn nodes(doc: &Value) -> Vec<(&Value, &'static str)> {
             for st in arr(sf, "stratum") {
                 out.push((st, "MeasureReport.group.stratifier.stratum"));
                 for p in arr(st, "population") {
-                    if let Some(c) = p.as_object().and_then(|o| o.get(&"count")) {
+                    if let Some(c) = p.get("count") {
                         out.push((c, "integer"));
                     }
                 }
@@ -320,20 +309,23 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
     for (what, mutate) in mutations() {
         let mut j = reference_report(&ReportParams::default());
         mutate(&mut j);
-        let doc = to_sonic(&j);
+        let bytes = serde_json::to_vec(&j).unwrap();
+        let tree = Tree::parse(&bytes).unwrap();
+        // FHIRPath reads sonic_rs values parsed from the same text, as in the walk.
+        let doc = tree.root().to_value();
         // One cache per document, shared by every check on every node, as in a validation run;
         // a second one visits the nodes bottom-up, as the walk does (strata before their
         // stratifier, group and report), and a fresh cache per check shares nothing.
         let mut cache = Cache::default();
         let mut bottom_up = Cache::default();
-        let nodes = nodes(&doc);
+        let nodes = nodes(tree.root());
         let bottom_up_answers: Vec<Option<bool>> = nodes
             .iter()
             .rev()
             .flat_map(|(node, _)| {
                 exprs
                     .iter()
-                    .map(|(_, native, _)| native.eval(node, &mut bottom_up))
+                    .map(|(_, native, _)| native.eval(*node, &mut bottom_up))
                     .collect::<Vec<_>>()
                     .into_iter()
                     .rev()
@@ -341,10 +333,11 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
             .collect();
         let mut bottom_up_answers = bottom_up_answers.into_iter().rev();
         for (node, ty) in nodes {
+            let value = node.to_value();
             for (text, native, expr) in &exprs {
                 let ctx = EvalContext::new().with_resource(&doc);
                 let fp = expr
-                    .evaluate_typed(&ctx, node, ty)
+                    .evaluate_typed(&ctx, &value, ty)
                     .map_err(|e| e.to_string())
                     .and_then(|c| c.as_boolean().map_err(|e| e.to_string()))
                     .map(|b| b.unwrap_or(true));

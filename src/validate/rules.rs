@@ -14,7 +14,7 @@
 //! Owns: these checks and their messages. Must not: walk the tree or know paths beyond the one
 //! child it names (the walk places the finding).
 
-use sonic_rs::{JsonValueTrait, Value};
+use super::tree::N;
 
 use super::Membership;
 use super::Terminology;
@@ -42,7 +42,7 @@ pub(crate) fn is_absolute(uri: &str) -> bool {
 }
 
 /// A `Coding` (also inside a CodeableConcept): its `system` must name a code system.
-pub(crate) fn coding(v: &Value, term: &dyn Terminology) -> Option<Finding> {
+pub(crate) fn coding(v: N<'_>, term: &dyn Terminology) -> Option<Finding> {
     let system = v.get("system").and_then(|s| s.as_str())?;
     if !is_absolute(system) {
         return Some(Finding {
@@ -74,14 +74,11 @@ pub(crate) fn coding(v: &Value, term: &dyn Terminology) -> Option<Finding> {
 }
 
 /// An `Attachment`: a stated `size` must match the inline `data`.
-pub(crate) fn attachment(v: &Value) -> Option<Finding> {
+pub(crate) fn attachment(v: N<'_>) -> Option<Finding> {
     let data = v.get("data").and_then(|d| d.as_str())?;
     let size = v.get("size")?;
     // `size` is an unsignedInt; its format is the walk's concern, so a non-number is skipped.
-    let stated: u64 = match size.as_raw_number() {
-        Some(raw) => raw.as_str().parse().ok()?,
-        None => size.as_u64()?,
-    };
+    let stated: u64 = size.raw_number()?.parse().ok()?;
     let actual = base64_decoded_len(data)?;
     // At the Attachment: the disagreement is between two of its children.
     (stated != actual).then(|| Finding {
@@ -110,7 +107,7 @@ fn base64_decoded_len(s: &str) -> Option<u64> {
 }
 
 /// A `Bundle.entry`: its `fullUrl`, when present, must be absolute.
-pub(crate) fn bundle_entry(v: &Value) -> Option<Finding> {
+pub(crate) fn bundle_entry(v: N<'_>) -> Option<Finding> {
     let full_url = v.get("fullUrl").and_then(|u| u.as_str())?;
     (!is_absolute(full_url)).then(|| Finding {
         child: Some("fullUrl"),
@@ -123,7 +120,7 @@ pub(crate) fn bundle_entry(v: &Value) -> Option<Finding> {
 }
 
 /// A `Bundle.entry` of a search: mode `outcome` means the resource is an OperationOutcome.
-pub(crate) fn search_outcome(v: &Value) -> Option<Finding> {
+pub(crate) fn search_outcome(v: N<'_>) -> Option<Finding> {
     let mode = v.get("search")?.get("mode")?.as_str()?;
     let rt = v.get("resource")?.get("resourceType")?.as_str()?;
     (mode == "outcome" && rt != "OperationOutcome").then(|| Finding {
@@ -138,11 +135,13 @@ pub(crate) fn search_outcome(v: &Value) -> Option<Finding> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tree::Tree;
     use super::*;
     use crate::validate::NoTerminology;
 
-    fn val(s: &str) -> Value {
-        sonic_rs::from_str(s).unwrap()
+    /// A parsed test value (leaked: tests only).
+    fn val(s: &'static str) -> N<'static> {
+        Box::leak(Box::new(Tree::parse(s.as_bytes()).unwrap())).root()
     }
 
     #[test]
@@ -164,32 +163,32 @@ mod tests {
     #[test]
     fn coding_system_relative_or_a_value_set_is_an_error() {
         let t = NoTerminology;
-        let f = coding(&val(r#"{"system":"Location1","code":"x"}"#), &t).unwrap();
+        let f = coding(val(r#"{"system":"Location1","code":"x"}"#), &t).unwrap();
         assert_eq!(f.child, Some("system"));
         assert!(f.message.contains("'Location1'"), "{}", f.message);
         let f = coding(
-            &val(r#"{"system":"http://hl7.org/fhir/ValueSet/measure-type","code":"outcome"}"#),
+            val(r#"{"system":"http://hl7.org/fhir/ValueSet/measure-type","code":"outcome"}"#),
             &t,
         )
         .unwrap();
         assert!(f.message.contains("is a value set"), "{}", f.message);
-        assert!(coding(&val(r#"{"system":"http://loinc.org","code":"1-8"}"#), &t).is_none());
-        assert!(coding(&val(r#"{"code":"1-8"}"#), &t).is_none());
+        assert!(coding(val(r#"{"system":"http://loinc.org","code":"1-8"}"#), &t).is_none());
+        assert!(coding(val(r#"{"code":"1-8"}"#), &t).is_none());
     }
 
     /// fhir-test-cases attachment-with-wrong-size: "aGVscCBpJ20gYSBidWc=" is 14 bytes.
     #[test]
     fn attachment_size_must_match_the_data() {
-        let f = attachment(&val(r#"{"data":"aGVscCBpJ20gYSBidWc=","size":100}"#)).unwrap();
+        let f = attachment(val(r#"{"data":"aGVscCBpJ20gYSBidWc=","size":100}"#)).unwrap();
         assert_eq!(f.child, None);
         assert!(
             f.message.contains("100") && f.message.contains("14 bytes"),
             "{}",
             f.message
         );
-        assert!(attachment(&val(r#"{"data":"aGVscCBpJ20gYSBidWc=","size":14}"#)).is_none());
-        assert!(attachment(&val(r#"{"data":"aGVscCBpJ20gYSBidWc=","size":"x"}"#)).is_none());
-        assert!(attachment(&val(r#"{"size":100}"#)).is_none());
+        assert!(attachment(val(r#"{"data":"aGVscCBpJ20gYSBidWc=","size":14}"#)).is_none());
+        assert!(attachment(val(r#"{"data":"aGVscCBpJ20gYSBidWc=","size":"x"}"#)).is_none());
+        assert!(attachment(val(r#"{"size":100}"#)).is_none());
         assert_eq!(base64_decoded_len("aGk="), Some(2));
         assert_eq!(base64_decoded_len("aGk"), Some(2));
         assert_eq!(base64_decoded_len("aGVs\nbG8="), Some(5));
@@ -200,31 +199,31 @@ mod tests {
     /// fhir-test-cases bundle-duplicate-id, mni-patientOverview-bundle-example1(b).
     #[test]
     fn bundle_full_url_must_be_absolute() {
-        let f = bundle_entry(&val(r#"{"fullUrl":"Patient/1"}"#)).unwrap();
+        let f = bundle_entry(val(r#"{"fullUrl":"Patient/1"}"#)).unwrap();
         assert_eq!(f.child, Some("fullUrl"));
         assert!(f.message.contains("'Patient/1'"), "{}", f.message);
-        assert!(bundle_entry(&val(r#"{"fullUrl":"urn:uuid:1f0e"}"#)).is_none());
-        assert!(bundle_entry(&val(r#"{"fullUrl":"https://x.org/fhir/Patient/1"}"#)).is_none());
-        assert!(bundle_entry(&val(r#"{"request":{}}"#)).is_none());
+        assert!(bundle_entry(val(r#"{"fullUrl":"urn:uuid:1f0e"}"#)).is_none());
+        assert!(bundle_entry(val(r#"{"fullUrl":"https://x.org/fhir/Patient/1"}"#)).is_none());
+        assert!(bundle_entry(val(r#"{"request":{}}"#)).is_none());
     }
 
     /// fhir-test-cases bundle-id-4.
     #[test]
     fn search_outcome_entries_are_operation_outcomes() {
-        let f = search_outcome(&val(
+        let f = search_outcome(val(
             r#"{"search":{"mode":"outcome"},"resource":{"resourceType":"Immunization"}}"#,
         ))
         .unwrap();
         assert_eq!(f.child, Some("resource"));
         assert!(f.message.contains("found Immunization"), "{}", f.message);
         assert!(
-            search_outcome(&val(
+            search_outcome(val(
                 r#"{"search":{"mode":"outcome"},"resource":{"resourceType":"OperationOutcome"}}"#
             ))
             .is_none()
         );
         assert!(
-            search_outcome(&val(
+            search_outcome(val(
                 r#"{"search":{"mode":"match"},"resource":{"resourceType":"Immunization"}}"#
             ))
             .is_none()

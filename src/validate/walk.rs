@@ -8,7 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use sonic_rs::{JsonContainerTrait, JsonValueTrait, Value};
+use sonic_rs::Value;
 
 use super::Membership;
 use super::Terminology;
@@ -19,18 +19,31 @@ use super::compile::{
 use super::context;
 use super::invariant::{Env, ext_1};
 use super::jsoncmp;
+use super::memo;
 use super::native;
 use super::path::PathStack;
 use super::primitive::{JsonKind, Prim};
 use super::rules;
+use super::tree::{Kind as J, N, Tree};
 use crate::fhir::{Issue, IssueType, Outcome, Severity};
 
+/// Validate a JSON document as received.
 pub(crate) fn validate(
     set: &CompiledSet,
     term: &dyn Terminology,
-    value: &Value,
+    json: &[u8],
     profiles: &[&str],
 ) -> Outcome {
+    let tree = match Tree::parse(json) {
+        Ok(t) => t,
+        Err(e) => {
+            return Outcome::single(Issue::error(
+                IssueType::Structure,
+                format!("the body is not valid JSON: {e}"),
+            ));
+        }
+    };
+    let value = tree.root();
     let mut run = Run {
         set,
         term,
@@ -41,8 +54,10 @@ pub(crate) fn validate(
         resources: Vec::new(),
         bundles: Vec::new(),
         native: native::Cache::default(),
+        memo: memo::Memo::default(),
+        fhirpath_values: HashMap::new(),
     };
-    let Some(obj) = value.as_object() else {
+    if !value.is_object() {
         return Outcome::single(Issue::error(
             IssueType::Structure,
             format!(
@@ -50,8 +65,8 @@ pub(crate) fn validate(
                 kind_of(value)
             ),
         ));
-    };
-    let Some(rt) = obj.get(&"resourceType").and_then(|v| v.as_str()) else {
+    }
+    let Some(rt) = value.get("resourceType").and_then(|v| v.as_str()) else {
         return Outcome::single(Issue::error(
             IssueType::Structure,
             "the resource has no resourceType property (expected e.g. \"resourceType\": \"Bundle\")",
@@ -77,13 +92,13 @@ pub(crate) fn validate(
 
 #[derive(Clone, Copy, Default)]
 struct Slot<'j> {
-    val: Option<&'j Value>,
-    under: Option<&'j Value>,
+    val: Option<N<'j>>,
+    under: Option<N<'j>>,
     ty: u16,
 }
 
 struct ResCtx<'j> {
-    value: &'j Value,
+    value: N<'j>,
     contained: bool,
     /// Path length at the resource (its elements' names follow), for extension contexts.
     depth: usize,
@@ -103,23 +118,22 @@ struct Run<'a, 'j> {
     assign: Vec<u32>,
     resources: Vec<ResCtx<'j>>,
     bundles: Vec<BundleIndex<'j>>,
-    /// Shared work of the native invariant checks (borrows the document: one cache per run).
-    native: native::Cache<'j>,
+    /// Shared work of the native invariant checks on one group.
+    native: native::Cache,
+    /// Clean results of context-free values, for identical values later in the document.
+    memo: memo::Memo<'j>,
+    /// Nodes parsed for the FHIRPath evaluator (by node id), each once per run.
+    fhirpath_values: HashMap<u32, Value>,
 }
 
-fn kind_of(v: &Value) -> &'static str {
-    if v.is_null() {
-        "null"
-    } else if v.is_boolean() {
-        "a boolean"
-    } else if v.is_number() {
-        "a number"
-    } else if v.is_str() {
-        "a string"
-    } else if v.is_array() {
-        "an array"
-    } else {
-        "an object"
+fn kind_of(v: N<'_>) -> &'static str {
+    match v.kind() {
+        J::Null => "null",
+        J::True | J::False => "a boolean",
+        J::Number => "a number",
+        J::String => "a string",
+        J::Array => "an array",
+        J::Object => "an object",
     }
 }
 
@@ -157,9 +171,9 @@ where
 
     /// Validate a resource at the current path: its base type (or the profiles that constrain
     /// it), plus every loaded profile in `meta.profile`.
-    fn resource(&mut self, value: &'j Value, required: &[StructId], contained: bool) {
+    fn resource(&mut self, value: N<'j>, required: &[StructId], contained: bool) {
         let set = self.set;
-        let Some(obj) = value.as_object() else {
+        if !value.is_object() {
             self.issues.push(
                 Issue::error(
                     IssueType::Structure,
@@ -171,8 +185,8 @@ where
                 .at(self.path.render()),
             );
             return;
-        };
-        let Some(rt) = obj.get(&"resourceType").and_then(|v| v.as_str()) else {
+        }
+        let Some(rt) = value.get("resourceType").and_then(|v| v.as_str()) else {
             self.issues.push(
                 Issue::error(
                     IssueType::Structure,
@@ -196,12 +210,12 @@ where
         for &sid in required {
             targets.push(sid);
         }
-        if let Some(ps) = obj
-            .get(&"meta")
+        if let Some(ps) = value
+            .get("meta")
             .and_then(|m| m.get("profile"))
-            .and_then(|p| p.as_array())
+            .filter(|p| p.is_array())
         {
-            for (i, p) in ps.iter().enumerate() {
+            for (i, p) in ps.items().enumerate() {
                 let Some(url) = p.as_str() else { continue };
                 match set.struct_for_url(url) {
                     Some(sid) => targets.push(sid),
@@ -230,7 +244,7 @@ where
         });
         let bundle = rt == "Bundle";
         if bundle {
-            self.index_bundle(obj);
+            self.index_bundle(value);
         }
         if targets.is_empty() {
             targets.push(base);
@@ -259,13 +273,13 @@ where
         self.resources.pop();
     }
 
-    fn index_bundle(&mut self, obj: &'j sonic_rs::Object) {
+    fn index_bundle(&mut self, obj: N<'j>) {
         let mut idx = BundleIndex {
             by_full_url: HashMap::new(),
             by_type_id: HashSet::new(),
         };
-        if let Some(entries) = obj.get(&"entry").and_then(|e| e.as_array()) {
-            for e in entries.iter() {
+        if let Some(entries) = obj.get("entry") {
+            for e in entries.items() {
                 let Some(r) = e.get("resource") else { continue };
                 let Some(rt) = r.get("resourceType").and_then(|v| v.as_str()) else {
                     continue;
@@ -286,16 +300,16 @@ where
     /// Check an object against a struct: names, then each element, then the root invariants.
     /// Returns whether the object has a property other than `id` (for ele-1, so that objects
     /// are iterated once).
-    fn structure(&mut self, sid: StructId, value: &'j Value) -> bool {
+    fn structure(&mut self, sid: StructId, value: N<'j>) -> bool {
         let set = self.set;
         let st = &set.structs[sid as usize];
-        let Some(obj) = value.as_object() else {
+        if !value.is_object() {
             return true;
-        };
+        }
         let mut content = false;
         let base = self.slots.len();
         self.slots.resize(base + st.elements.len(), Slot::default());
-        for (k, v) in obj.iter() {
+        for (k, v) in value.members() {
             content |= k != "id";
             match st.lookup(k) {
                 Some(ke) => {
@@ -372,19 +386,40 @@ where
         content
     }
 
-    fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: &'j Value, ty: &str) {
+    fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: N<'j>, ty: &str) {
         let i = &self.set.invariants[inv as usize];
-        let env = Env {
-            term: self.term,
-            resource: self.resources.last().map(|r| r.value),
-            root: self
-                .resources
-                .iter()
-                .rev()
-                .find(|r| !r.contained)
-                .map(|r| r.value),
+        let result = match i.eval_direct(focus, &mut self.native) {
+            Some(holds) => Ok(holds),
+            None => {
+                // FHIRPath reads `sonic_rs` values: parse the focus (and, when the expression
+                // needs them, the resources around it) from the text received, once per run.
+                let resource = self.resources.last().map(|r| r.value);
+                let root = self
+                    .resources
+                    .iter()
+                    .rev()
+                    .find(|r| !r.contained)
+                    .map(|r| r.value);
+                let context = if i.reads_context {
+                    [resource, root]
+                } else {
+                    [None, None]
+                };
+                for n in std::iter::once(Some(focus)).chain(context).flatten() {
+                    self.fhirpath_values
+                        .entry(n.id())
+                        .or_insert_with(|| n.to_value());
+                }
+                let values = &self.fhirpath_values;
+                let env = Env {
+                    term: self.term,
+                    resource: context[0].map(|n| &values[&n.id()]),
+                    root: context[1].map(|n| &values[&n.id()]),
+                };
+                i.eval_fhirpath(&env, &values[&focus.id()], ty)
+            }
         };
-        match i.eval(&env, focus, ty, &mut self.native) {
+        match result {
             Ok(true) => {}
             Ok(false) => {
                 let msg = format!(
@@ -433,9 +468,9 @@ where
         }
         if e.array {
             let vals = match slot.val {
-                Some(v) => match v.as_array() {
-                    Some(a) => Some(a),
-                    None => {
+                Some(v) => match v.is_array() {
+                    true => Some(v),
+                    false => {
                         self.path.push(&e.name, None, of_type);
                         let msg = format!(
                             "'{}' must be a JSON array (it repeats: max {}), found {}",
@@ -451,9 +486,9 @@ where
                 None => None,
             };
             let unders = match slot.under {
-                Some(v) => match v.as_array() {
-                    Some(a) => Some(a),
-                    None => {
+                Some(v) => match v.is_array() {
+                    true => Some(v),
+                    false => {
                         self.path.push(&e.name, None, of_type);
                         let msg = format!(
                             "'_{}' must be a JSON array matching '{}', found {}",
@@ -509,10 +544,18 @@ where
                 self.slice(st, e, sl, vals, n);
             }
             self.path.push(&e.name, Some(0), of_type);
+            let mut val_items = vals.map(|a| a.items());
+            let mut under_items = unders.map(|a| a.items());
             for i in 0..n {
                 self.path.set_index(i);
-                let v = vals.and_then(|a| a.get(i)).filter(|v| !v.is_null());
-                let u = unders.and_then(|a| a.get(i)).filter(|v| !v.is_null());
+                let v = val_items
+                    .as_mut()
+                    .and_then(|it| it.next())
+                    .filter(|v| !v.is_null());
+                let u = under_items
+                    .as_mut()
+                    .and_then(|it| it.next())
+                    .filter(|v| !v.is_null());
                 if v.is_none() && u.is_none() {
                     let msg = format!(
                         "null in '{}' without a matching '_{}' entry",
@@ -558,32 +601,63 @@ where
         }
     }
 
-    /// One value of an element (the path already points at it).
+    /// One value of an element (the path already points at it). A value of a context-free type
+    /// equal to one already validated clean under the same rule is not walked again ([`memo`]).
     fn item(
         &mut self,
         st: &'a Struct,
         e: &'a ElemRule,
         ty: u16,
-        val: Option<&'j Value>,
-        under: Option<&'j Value>,
+        val: Option<N<'j>>,
+        under: Option<N<'j>>,
     ) {
         let Some(t) = e.types.get(ty as usize) else {
             return;
         };
+        let memo_key = match (val, under) {
+            (Some(v), None) if t.context_free => match v.fingerprint() {
+                Some(h) => {
+                    let k = (e as *const ElemRule as usize, ty, h);
+                    if self.memo.hit(k, &v) {
+                        return;
+                    }
+                    Some((k, v))
+                }
+                None => None,
+            },
+            _ => None,
+        };
+        let before = self.issues.len();
+        self.item_checks(st, e, t, val, under);
+        if let Some((k, v)) = memo_key
+            && self.issues.len() == before
+        {
+            self.memo.insert(k, v);
+        }
+    }
+
+    fn item_checks(
+        &mut self,
+        st: &'a Struct,
+        e: &'a ElemRule,
+        t: &'a TypeRule,
+        val: Option<N<'j>>,
+        under: Option<N<'j>>,
+    ) {
         match &t.kind {
             Kind::Primitive(p) => {
                 if let Some(v) = val {
                     self.primitive(st, e, *p, v);
                 }
                 if let Some(u) = under {
-                    match u.as_object() {
-                        Some(_) => {
+                    match u.is_object() {
+                        true => {
                             let content = self.structure(self.set.element_struct, u);
                             if val.is_none() && !content {
                                 self.ele_1(st, e);
                             }
                         }
-                        None => {
+                        false => {
                             let msg = format!(
                                 "'_{}' must be an object with id/extension, found {}",
                                 e.name,
@@ -650,7 +724,7 @@ where
         }
         if let Some(v) = val {
             if let Some(f) = &e.fixed
-                && !jsoncmp::equals(v, f)
+                && !jsoncmp::equals(&v, f)
             {
                 let msg = format!(
                     "value {} does not equal the fixed value {} required by {}",
@@ -661,7 +735,7 @@ where
                 self.issue(Severity::Error, IssueType::Value, st, &e.id, msg);
             }
             if let Some(p) = &e.pattern
-                && !jsoncmp::contains(v, p)
+                && !jsoncmp::contains(&v, p)
             {
                 let msg = format!(
                     "value {} does not match the pattern {} required by {}",
@@ -700,7 +774,7 @@ where
         }
     }
 
-    fn object_or_issue(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: &'j Value) -> bool {
+    fn object_or_issue(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: N<'j>) -> bool {
         match v.is_object() {
             true => true,
             false => {
@@ -721,7 +795,7 @@ where
         self.issue(Severity::Error, IssueType::Invariant, st, &e.id, msg);
     }
 
-    fn primitive(&mut self, st: &Struct, e: &ElemRule, p: Prim, v: &'j Value) {
+    fn primitive(&mut self, st: &Struct, e: &ElemRule, p: Prim, v: N<'j>) {
         let res = match p.json_kind() {
             JsonKind::Bool => {
                 if v.is_boolean() {
@@ -731,14 +805,8 @@ where
                 }
             }
             JsonKind::Number => {
-                if v.is_number() {
-                    match v.as_raw_number() {
-                        Some(raw) => p.check_number(raw.as_str()).map_err(Some),
-                        None => match v.as_number() {
-                            Some(n) => p.check_number(&n.to_string()).map_err(Some),
-                            None => Ok(()),
-                        },
-                    }
+                if let Some(raw) = v.raw_number() {
+                    p.check_number(raw).map_err(Some)
                 } else {
                     Err(None)
                 }
@@ -789,7 +857,7 @@ where
 
     // ---- bindings -----------------------------------------------------------------------
 
-    fn binding(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: &'j Value) {
+    fn binding(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: N<'j>) {
         let Some(b) = &e.binding else { return };
         let vs = b.value_set.as_ref();
         let mut found_no: Option<(Option<&str>, &str)> = None;
@@ -820,8 +888,8 @@ where
                 }
             }
             "CodeableConcept" => {
-                if let Some(cs) = v.get("coding").and_then(|c| c.as_array()) {
-                    for c in cs.iter() {
+                if let Some(cs) = v.get("coding") {
+                    for c in cs.items() {
                         if let Some(code) = c.get("code").and_then(|c| c.as_str()) {
                             let sys = c.get("system").and_then(|s| s.as_str());
                             check(self.term, sys, code);
@@ -858,7 +926,7 @@ where
     // ---- extensions ---------------------------------------------------------------------
 
     /// An extension without a profile on its element: validated against its definition by URL.
-    fn extension(&mut self, st: &Struct, e: &ElemRule, v: &'j Value) {
+    fn extension(&mut self, st: &Struct, e: &ElemRule, v: N<'j>) {
         let set = self.set;
         let url = v.get("url").and_then(|u| u.as_str());
         let known = url.and_then(|u| set.extensions.get(u).copied());
@@ -948,19 +1016,23 @@ where
         st: &Struct,
         e: &'a ElemRule,
         sl: &'a Slicing,
-        vals: Option<&'j sonic_rs::Array>,
+        vals: Option<N<'j>>,
         n: usize,
     ) {
         let abase = self.assign.len();
         let mut last_slice = 0u32;
         let mut seen_unmatched = false;
+        let mut items = vals.map(|a| a.items());
         for i in 0..n {
-            let item = vals.and_then(|a| a.get(i)).filter(|v| !v.is_null());
+            let item = items
+                .as_mut()
+                .and_then(|it| it.next())
+                .filter(|v| !v.is_null());
             let k = match item {
                 Some(item) => sl
                     .slices
                     .iter()
-                    .position(|s| s.matchers.iter().all(|m| self.matches(m, item)))
+                    .position(|s| s.matchers.iter().all(|m| self.matches(m, &item)))
                     .map_or(NO_SLICE, |k| k as u32),
                 None => NO_SLICE,
             };
@@ -1023,25 +1095,26 @@ where
         }
     }
 
-    fn matches(&self, m: &Matcher, item: &'j Value) -> bool {
-        fn walk(v: &Value, path: &[Vec<Box<str>>], test: &dyn Fn(&Value) -> bool) -> bool {
+    fn matches(&self, m: &Matcher, item: &N<'j>) -> bool {
+        fn walk<'j>(v: N<'j>, path: &[Vec<Box<str>>], test: &dyn Fn(N<'j>) -> bool) -> bool {
             match path.split_first() {
                 None => test(v),
                 Some((keys, rest)) => {
-                    let Some(o) = v.as_object() else { return false };
-                    keys.iter().any(|k| match o.get(&k.as_ref()) {
-                        Some(x) => match x.as_array() {
-                            Some(a) => a.iter().any(|i| walk(i, rest, test)),
-                            None => walk(x, rest, test),
-                        },
+                    if !v.is_object() {
+                        return false;
+                    }
+                    keys.iter().any(|k| match v.get(k) {
+                        Some(x) if x.is_array() => x.items().any(|i| walk(i, rest, test)),
+                        Some(x) => walk(x, rest, test),
                         None => false,
                     })
                 }
             }
         }
+        let item = *item;
         match &m.test {
-            Test::Equals(d) => walk(item, &m.path, &|v| jsoncmp::equals(v, d)),
-            Test::Contains(d) => walk(item, &m.path, &|v| jsoncmp::contains(v, d)),
+            Test::Equals(d) => walk(item, &m.path, &|v| jsoncmp::equals(&v, d)),
+            Test::Contains(d) => walk(item, &m.path, &|v| jsoncmp::contains(&v, d)),
             Test::Exists(want) => walk(item, &m.path, &|_| true) == *want,
             Test::ResourceType(rt) => walk(item, &m.path, &|v| {
                 v.get("resourceType").and_then(|r| r.as_str()) == Some(rt.as_ref())
@@ -1060,6 +1133,8 @@ where
                         resources: Vec::new(),
                         bundles: Vec::new(),
                         native: native::Cache::default(),
+                        memo: memo::Memo::default(),
+                        fhirpath_values: HashMap::new(),
                     };
                     if set.structs[*sid as usize].is_resource {
                         sub.resource(v, &[*sid], false);
@@ -1074,7 +1149,7 @@ where
 
     // ---- references ---------------------------------------------------------------------
 
-    fn reference(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: &'j Value) {
+    fn reference(&mut self, st: &Struct, e: &ElemRule, t: &TypeRule, v: N<'j>) {
         let Some(r) = v.get("reference").and_then(|r| r.as_str()) else {
             return;
         };
@@ -1083,14 +1158,10 @@ where
         if let Some(id) = r.strip_prefix('#') {
             let container = self.resources.iter().rev().find(|c| !c.contained);
             if let Some(c) = container {
-                let hit = c
-                    .value
-                    .get("contained")
-                    .and_then(|cs| cs.as_array())
-                    .and_then(|cs| {
-                        cs.iter()
-                            .find(|x| x.get("id").and_then(|i| i.as_str()) == Some(id))
-                    });
+                let hit = c.value.get("contained").and_then(|cs| {
+                    cs.items()
+                        .find(|x| x.get("id").and_then(|i| i.as_str()) == Some(id))
+                });
                 match hit {
                     Some(x) => {
                         found = true;
@@ -1200,8 +1271,14 @@ fn join(v: &[Box<str>]) -> String {
 }
 
 /// The instance value for a message, truncated.
-fn short(v: &Value) -> String {
-    let s = sonic_rs::to_string(v).unwrap_or_default();
+fn short(v: N<'_>) -> String {
+    // As received, but on one line (a pretty-printed value is re-printed compactly).
+    let src = v.source();
+    let s = if src.contains(['\n', '\r', '\t']) {
+        sonic_rs::to_string(&v.to_value()).unwrap_or_default()
+    } else {
+        src.to_owned()
+    };
     if s.len() > 120 {
         let mut cut = 117;
         while !s.is_char_boundary(cut) {

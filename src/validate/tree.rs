@@ -1,0 +1,714 @@
+//! The parse tree the validator walks: the received JSON parsed once, straight into one flat
+//! vector of nodes in document order, each with its key, its text (strings decoded, numbers exactly
+//! as written), the byte span it came from, and a fingerprint of its subtree.
+//!
+//! Why its own parser: the walk, the slicing and pattern checks, the native invariants and the memo
+//! each read the same nodes several times. Reading a flat node is a few loads, where
+//! `sonic_rs::Value`'s accessors decode a tagged union on every call (and are not inlined across
+//! crates): building a tree from a `sonic_rs::Value` cost twice its parse. The first child of node
+//! `i` is `i + 1`; the next sibling of a node is its `end`.
+//!
+//! The FHIRPath evaluator works on `sonic_rs::Value`; the few invariants it evaluates get their
+//! focus parsed from the node's byte span ([`N::to_value`]), so the text it sees is the text
+//! received.
+//!
+//! Owns: JSON syntax (RFC 8259: UTF-8, escapes, number grammar, nesting limit), reading the tree
+//! ([`N`]) and exact comparison of two subtrees (for the memo). A tree lives for one validation run.
+
+use std::fmt;
+
+/// JSON kind of a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Null,
+    True,
+    False,
+    /// A number; its text is what the sender wrote.
+    Number,
+    String,
+    Array,
+    Object,
+}
+
+/// Where a node's key or text is: a range of the input, or (for strings with escapes) of the
+/// tree's arena of decoded strings.
+#[derive(Clone, Copy, Default)]
+struct Text {
+    start: u32,
+    /// Length; the top bit says "in the arena".
+    len: u32,
+}
+
+const ARENA: u32 = 1 << 31;
+
+impl Text {
+    fn input(start: usize, len: usize) -> Self {
+        Text {
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+    fn arena(start: usize, len: usize) -> Self {
+        Text {
+            start: start as u32,
+            len: len as u32 | ARENA,
+        }
+    }
+}
+
+struct Node {
+    /// The member name in the parent object (empty for array items and the root).
+    key: Text,
+    /// String content or a number as written (empty for other kinds).
+    text: Text,
+    kind: Kind,
+    /// Members or items.
+    len: u32,
+    /// One past the last node of this subtree: the next sibling.
+    end: u32,
+    /// Byte span of the whole value in the input.
+    span: (u32, u32),
+    /// Fingerprint of the subtree (kinds, keys, texts); 0 when the subtree holds an extension or a
+    /// `_name` companion, which the memo must never reuse (see [`super::memo`]).
+    hash: u64,
+}
+
+/// A parsed document.
+pub(crate) struct Tree<'j> {
+    input: &'j str,
+    arena: String,
+    nodes: Vec<Node>,
+}
+
+/// Why the input is not JSON, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ParseError {
+    pub message: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for ParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} at line {} column {}",
+            self.message, self.line, self.column
+        )
+    }
+}
+
+/// Deeper nesting is refused: a FHIR resource is rarely 30 levels deep, and the walk recurses.
+const MAX_DEPTH: u32 = 256;
+
+const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+
+#[inline]
+fn mix(h: u64, w: u64) -> u64 {
+    (h.rotate_left(5) ^ w).wrapping_mul(K)
+}
+
+#[inline]
+fn hash_bytes(mut h: u64, b: &[u8]) -> u64 {
+    let mut chunks = b.chunks_exact(8);
+    for c in &mut chunks {
+        h = mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
+    }
+    // The tail byte by byte: a copy into a buffer would be a `memcpy` call per string.
+    let mut last = 0u64;
+    for (k, &x) in chunks.remainder().iter().enumerate() {
+        last |= u64::from(x) << (8 * k);
+    }
+    mix(h, last ^ ((b.len() as u64) << 56))
+}
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any of 8 bytes is `"`, `\` or a control character (which end the fast string scan).
+/// May also flag a byte after a true hit (borrow), never misses one.
+#[inline]
+fn special(w: u64) -> bool {
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    (zero(w ^ (LO * b'"' as u64))
+        | zero(w ^ (LO * b'\\' as u64))
+        | (w.wrapping_sub(LO * 0x20) & !w & HI))
+        != 0
+}
+
+impl<'j> Tree<'j> {
+    /// Parse a JSON document.
+    pub fn parse(input: &'j [u8]) -> Result<Tree<'j>, ParseError> {
+        let text = std::str::from_utf8(input).map_err(|e| {
+            error_at(
+                input,
+                e.valid_up_to(),
+                "the bytes are not valid UTF-8".into(),
+            )
+        })?;
+        let mut p = Parser {
+            b: input,
+            pos: 0,
+            depth: 0,
+            tree: Tree {
+                input: text,
+                arena: String::new(),
+                nodes: Vec::with_capacity(input.len() / 16 + 16),
+            },
+        };
+        p.ws();
+        p.value(Text::default())?;
+        p.ws();
+        if p.pos != input.len() {
+            return Err(p.err("unexpected characters after the JSON value"));
+        }
+        Ok(p.tree)
+    }
+
+    /// The root value.
+    pub fn root(&self) -> N<'_> {
+        N { tree: self, i: 0 }
+    }
+
+    #[inline]
+    fn text(&self, t: Text) -> &str {
+        let (s, len) = (t.start as usize, (t.len & !ARENA) as usize);
+        if t.len & ARENA != 0 {
+            &self.arena[s..s + len]
+        } else {
+            &self.input[s..s + len]
+        }
+    }
+}
+
+fn error_at(input: &[u8], pos: usize, message: String) -> ParseError {
+    let before = &input[..pos.min(input.len())];
+    let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
+    let column = pos
+        - before
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
+    ParseError {
+        message,
+        line,
+        column,
+    }
+}
+
+struct Parser<'j> {
+    b: &'j [u8],
+    pos: usize,
+    depth: u32,
+    tree: Tree<'j>,
+}
+
+impl Parser<'_> {
+    fn err(&self, message: &str) -> ParseError {
+        error_at(self.b, self.pos, message.to_owned())
+    }
+
+    #[inline]
+    fn peek(&self) -> Option<u8> {
+        self.b.get(self.pos).copied()
+    }
+
+    #[inline]
+    fn ws(&mut self) {
+        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
+            self.pos += 1;
+        }
+    }
+
+    /// Parse the value at `pos`; returns its node index.
+    fn value(&mut self, key: Text) -> Result<usize, ParseError> {
+        let i = self.tree.nodes.len();
+        let start = self.pos;
+        self.tree.nodes.push(Node {
+            key,
+            text: Text::default(),
+            kind: Kind::Null,
+            len: 0,
+            end: 0,
+            span: (0, 0),
+            hash: 0,
+        });
+        let (kind, text, len, hash) = match self.peek() {
+            Some(b'{') => {
+                let (len, hash) = self.object()?;
+                (Kind::Object, Text::default(), len, hash)
+            }
+            Some(b'[') => {
+                let (len, hash) = self.array()?;
+                (Kind::Array, Text::default(), len, hash)
+            }
+            Some(b'"') => {
+                let t = self.string()?;
+                let h = hash_bytes(1, self.tree.text(t).as_bytes()) | 1;
+                (Kind::String, t, 0, h)
+            }
+            Some(b'-' | b'0'..=b'9') => {
+                let t = self.number()?;
+                let h = hash_bytes(6, self.tree.text(t).as_bytes()) | 1;
+                (Kind::Number, t, 0, h)
+            }
+            Some(b't') => {
+                self.literal(b"true")?;
+                (Kind::True, Text::default(), 0, mix(7, 1) | 1)
+            }
+            Some(b'f') => {
+                self.literal(b"false")?;
+                (Kind::False, Text::default(), 0, mix(7, 0) | 1)
+            }
+            Some(b'n') => {
+                self.literal(b"null")?;
+                (Kind::Null, Text::default(), 0, mix(9, 0) | 1)
+            }
+            Some(_) => {
+                return Err(self.err(
+                    "expected a value (an object, array, string, number, true, false or null)",
+                ));
+            }
+            None => return Err(self.err("the JSON ends where a value was expected")),
+        };
+        let end = self.tree.nodes.len() as u32;
+        let n = &mut self.tree.nodes[i];
+        n.kind = kind;
+        n.text = text;
+        n.len = len;
+        n.end = end;
+        n.span = (start as u32, self.pos as u32);
+        n.hash = hash;
+        Ok(i)
+    }
+
+    fn enter(&mut self) -> Result<(), ParseError> {
+        self.depth += 1;
+        if self.depth > MAX_DEPTH {
+            return Err(self.err(&format!("the JSON nests deeper than {MAX_DEPTH} levels")));
+        }
+        self.pos += 1;
+        self.ws();
+        Ok(())
+    }
+
+    fn object(&mut self) -> Result<(u32, u64), ParseError> {
+        self.enter()?;
+        let (mut n, mut h, mut clean) = (0u32, 2u64, true);
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok((0, mix(h, 3) | 1));
+        }
+        loop {
+            if self.peek() != Some(b'"') {
+                return Err(self.err("expected a property name in double quotes"));
+            }
+            let k = self.string()?;
+            let (kh, plain) = {
+                let ks = self.tree.text(k);
+                (
+                    hash_bytes(h, ks.as_bytes()),
+                    !ks.starts_with('_') && ks != "extension" && ks != "modifierExtension",
+                )
+            };
+            self.ws();
+            if self.peek() != Some(b':') {
+                return Err(self.err("expected ':' after a property name"));
+            }
+            self.pos += 1;
+            self.ws();
+            let c = self.value(k)?;
+            let ch = self.tree.nodes[c].hash;
+            clean &= ch != 0 && plain;
+            h = mix(kh, ch);
+            n += 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b'}') => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return Err(self.err("expected ',' or '}' after a property value")),
+            }
+        }
+        self.depth -= 1;
+        Ok((n, if clean { mix(h, 3) | 1 } else { 0 }))
+    }
+
+    fn array(&mut self) -> Result<(u32, u64), ParseError> {
+        self.enter()?;
+        let (mut n, mut h, mut clean) = (0u32, 4u64, true);
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            self.depth -= 1;
+            return Ok((0, mix(h, 5) | 1));
+        }
+        loop {
+            let c = self.value(Text::default())?;
+            let ch = self.tree.nodes[c].hash;
+            clean &= ch != 0;
+            h = mix(h, ch);
+            n += 1;
+            self.ws();
+            match self.peek() {
+                Some(b',') => {
+                    self.pos += 1;
+                    self.ws();
+                }
+                Some(b']') => {
+                    self.pos += 1;
+                    break;
+                }
+                _ => return Err(self.err("expected ',' or ']' after an array item")),
+            }
+        }
+        self.depth -= 1;
+        Ok((n, if clean { mix(h, 5) | 1 } else { 0 }))
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), ParseError> {
+        if self.b[self.pos..].starts_with(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(self.err("expected a value (true, false or null are the only bare words)"))
+        }
+    }
+
+    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, kept as written.
+    fn number(&mut self) -> Result<Text, ParseError> {
+        let start = self.pos;
+        let digits = |p: &mut Self| {
+            let s = p.pos;
+            while let Some(b'0'..=b'9') = p.peek() {
+                p.pos += 1;
+            }
+            p.pos - s
+        };
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => {
+                self.pos += 1;
+                if let Some(b'0'..=b'9') = self.peek() {
+                    return Err(self.err("a number must not have leading zeros"));
+                }
+            }
+            Some(b'1'..=b'9') => {
+                digits(self);
+            }
+            _ => return Err(self.err("expected a digit in a number")),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if digits(self) == 0 {
+                return Err(self.err("expected a digit after the decimal point"));
+            }
+        }
+        if let Some(b'e' | b'E') = self.peek() {
+            self.pos += 1;
+            if let Some(b'+' | b'-') = self.peek() {
+                self.pos += 1;
+            }
+            if digits(self) == 0 {
+                return Err(self.err("expected a digit in the exponent"));
+            }
+        }
+        Ok(Text::input(start, self.pos - start))
+    }
+
+    /// A string at `pos` (the opening quote). Strings without escapes stay in the input.
+    fn string(&mut self) -> Result<Text, ParseError> {
+        let start = self.pos + 1;
+        let mut i = start;
+        let b = self.b;
+        while i + 8 <= b.len() {
+            let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
+            if special(w) {
+                break;
+            }
+            i += 8;
+        }
+        loop {
+            match b.get(i) {
+                None => {
+                    self.pos = i;
+                    return Err(self.err("the JSON ends inside a string"));
+                }
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    return Ok(Text::input(start, i - start));
+                }
+                Some(b'\\') => break,
+                Some(&c) if c < 0x20 => {
+                    self.pos = i;
+                    return Err(self.err("a control character must be escaped in a string"));
+                }
+                Some(_) => i += 1,
+            }
+        }
+        // Escapes: decode into the arena, starting with the plain part already scanned.
+        let a0 = self.tree.arena.len();
+        self.tree.arena.push_str(&self.tree.input[start..i]);
+        loop {
+            match b.get(i) {
+                None => {
+                    self.pos = i;
+                    return Err(self.err("the JSON ends inside a string"));
+                }
+                Some(b'"') => {
+                    self.pos = i + 1;
+                    let len = self.tree.arena.len() - a0;
+                    return Ok(Text::arena(a0, len));
+                }
+                Some(b'\\') => {
+                    let c = match b.get(i + 1) {
+                        Some(b'"') => '"',
+                        Some(b'\\') => '\\',
+                        Some(b'/') => '/',
+                        Some(b'b') => '\u{8}',
+                        Some(b'f') => '\u{c}',
+                        Some(b'n') => '\n',
+                        Some(b'r') => '\r',
+                        Some(b't') => '\t',
+                        Some(b'u') => {
+                            let (c, used) = self.unicode_escape(i)?;
+                            self.tree.arena.push(c);
+                            i += used;
+                            continue;
+                        }
+                        _ => {
+                            self.pos = i;
+                            return Err(self.err("invalid escape in a string"));
+                        }
+                    };
+                    self.tree.arena.push(c);
+                    i += 2;
+                }
+                Some(&c) if c < 0x20 => {
+                    self.pos = i;
+                    return Err(self.err("a control character must be escaped in a string"));
+                }
+                Some(_) => {
+                    let run = b[i..]
+                        .iter()
+                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
+                        .unwrap_or(b.len() - i);
+                    self.tree.arena.push_str(&self.tree.input[i..i + run]);
+                    i += run;
+                }
+            }
+        }
+    }
+
+    /// `\uXXXX` at `i` (with its low surrogate, if it is a high one): the char and bytes used.
+    fn unicode_escape(&mut self, i: usize) -> Result<(char, usize), ParseError> {
+        let hex = |p: &Self, at: usize| -> Option<u32> {
+            let h = p.b.get(at..at + 4)?;
+            let s = std::str::from_utf8(h).ok()?;
+            u32::from_str_radix(s, 16).ok()
+        };
+        let Some(u) = hex(self, i + 2) else {
+            self.pos = i;
+            return Err(self.err("\\u must be followed by four hex digits"));
+        };
+        if (0xD800..0xDC00).contains(&u) {
+            if self.b.get(i + 6..i + 8) == Some(b"\\u")
+                && let Some(lo) = hex(self, i + 8)
+                && (0xDC00..0xE000).contains(&lo)
+            {
+                let c = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+                return Ok((char::from_u32(c).expect("a valid surrogate pair"), 12));
+            }
+            self.pos = i;
+            return Err(self.err("a \\u high surrogate must be followed by a low surrogate"));
+        }
+        match char::from_u32(u) {
+            Some(c) => Ok((c, 6)),
+            None => {
+                self.pos = i;
+                Err(self.err("a \\u low surrogate without a high surrogate"))
+            }
+        }
+    }
+}
+
+/// One node of a [`Tree`]: a cheap copyable handle.
+#[derive(Clone, Copy)]
+pub(crate) struct N<'t> {
+    tree: &'t Tree<'t>,
+    i: u32,
+}
+
+impl<'t> N<'t> {
+    #[inline]
+    fn node(self) -> &'t Node {
+        &self.tree.nodes[self.i as usize]
+    }
+
+    #[inline]
+    pub fn kind(self) -> Kind {
+        self.node().kind
+    }
+
+    /// The value as a `sonic_rs::Value`, parsed from the bytes it came from (for FHIRPath and
+    /// the rules that read `sonic_rs` values). Costs a parse of the subtree: used off the hot path.
+    pub fn to_value(self) -> sonic_rs::Value {
+        let (s, e) = self.node().span;
+        sonic_rs::Deserializer::from_str(&self.tree.input[s as usize..e as usize])
+            .use_rawnumber()
+            .deserialize()
+            .expect("a span the tree parsed is JSON")
+    }
+
+    /// The JSON text as received.
+    pub fn source(self) -> &'t str {
+        let (s, e) = self.node().span;
+        &self.tree.input[s as usize..e as usize]
+    }
+
+    /// Its position in the document: identifies the node within one run (for caches).
+    #[inline]
+    pub fn id(self) -> u32 {
+        self.i
+    }
+
+    #[inline]
+    pub fn is_object(self) -> bool {
+        self.kind() == Kind::Object
+    }
+    #[inline]
+    pub fn is_array(self) -> bool {
+        self.kind() == Kind::Array
+    }
+    #[inline]
+    pub fn is_null(self) -> bool {
+        self.kind() == Kind::Null
+    }
+    #[inline]
+    pub fn is_number(self) -> bool {
+        self.kind() == Kind::Number
+    }
+    #[inline]
+    pub fn is_boolean(self) -> bool {
+        matches!(self.kind(), Kind::True | Kind::False)
+    }
+    #[inline]
+    pub fn as_bool(self) -> Option<bool> {
+        match self.kind() {
+            Kind::True => Some(true),
+            Kind::False => Some(false),
+            _ => None,
+        }
+    }
+    #[inline]
+    pub fn as_str(self) -> Option<&'t str> {
+        let n = self.node();
+        (n.kind == Kind::String).then(|| self.tree.text(n.text))
+    }
+
+    /// A number's text as written.
+    #[inline]
+    pub fn raw_number(self) -> Option<&'t str> {
+        let n = self.node();
+        (n.kind == Kind::Number).then(|| self.tree.text(n.text))
+    }
+
+    /// Members of an object or items of an array (0 for anything else).
+    #[inline]
+    pub fn len(self) -> usize {
+        self.node().len as usize
+    }
+
+    /// The subtree fingerprint, `None` when it holds an extension or a `_name` companion.
+    #[inline]
+    pub fn fingerprint(self) -> Option<u64> {
+        let h = self.node().hash;
+        (h != 0).then_some(h)
+    }
+
+    /// Children in order (object members or array items), with their keys.
+    #[inline]
+    pub fn members(self) -> Members<'t> {
+        Members {
+            tree: self.tree,
+            next: self.i + 1,
+            left: self.node().len,
+        }
+    }
+
+    /// Items of an array (nothing for anything else).
+    #[inline]
+    pub fn items(self) -> impl Iterator<Item = N<'t>> + 't {
+        let mut it = self.members();
+        if !self.is_array() {
+            it.left = 0;
+        }
+        it.map(|(_, v)| v)
+    }
+
+    /// The member `key` of an object (the first, if repeated).
+    #[inline]
+    pub fn get(self, key: &str) -> Option<N<'t>> {
+        if !self.is_object() {
+            return None;
+        }
+        self.members().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// Exactly the same JSON: kinds, keys in the same order, texts.
+    pub fn same(self, other: &N<'_>) -> bool {
+        let (ta, tb) = (self.tree, other.tree);
+        let a = &ta.nodes[self.i as usize..self.node().end as usize];
+        let b = &tb.nodes[other.i as usize..other.node().end as usize];
+        a.len() == b.len()
+            && a.iter().zip(b).enumerate().all(|(j, (x, y))| {
+                x.kind == y.kind
+                    && x.len == y.len
+                    && x.hash == y.hash
+                    && ta.text(x.text) == tb.text(y.text)
+                    // The subtree's own key is where it sits, not part of its content.
+                    && (j == 0 || ta.text(x.key) == tb.text(y.key))
+            })
+    }
+}
+
+/// Iterator over an object's members or an array's items.
+pub(crate) struct Members<'t> {
+    tree: &'t Tree<'t>,
+    next: u32,
+    left: u32,
+}
+
+impl<'t> Iterator for Members<'t> {
+    type Item = (&'t str, N<'t>);
+
+    #[inline]
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        let i = self.next;
+        let n = &self.tree.nodes[i as usize];
+        self.next = n.end;
+        Some((self.tree.text(n.key), N { tree: self.tree, i }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left as usize, Some(self.left as usize))
+    }
+}
+
+impl ExactSizeIterator for Members<'_> {}
+
+#[cfg(test)]
+#[path = "tree_tests.rs"]
+mod tests;
