@@ -1,7 +1,8 @@
 //! Native implementations of the invariants that run on nearly every group, stratifier, stratum
 //! and count of a PQOM report (and `mrp-2`, which walks every stratum). Through the general
-//! FHIRPath evaluator these cost ~85% of validating the reference report; natively they are a few
-//! direct field look-ups per node.
+//! FHIRPath evaluator these cost ~85% of validating the reference report; natively they read the
+//! parse tree ([`super::tree`]) once per node: what a stratum, stratifier or group yields is kept
+//! for the run ([`Cache`]) and shared by every check that needs it.
 //!
 //! An invariant is native only when its expression text is exactly one listed here ([`lookup`]);
 //! any other text, including a future edit of the PQOM profile, runs through FHIRPath as before.
@@ -255,8 +256,8 @@ impl Native {
 /// The path of `pqom-10` (on a stratifier), answered from the stratifier's summary.
 const STRATUM_CODES: &[&str] = &["stratum", "value", "coding", "code"];
 
-/// Work shared by the checks on one validation run, keyed by node address: within one parsed
-/// document an address names one node, so the cache must not outlive the run (it lives in
+/// Work shared by the checks on one validation run, keyed by node id: an id names one node of
+/// one parsed document, so the cache must not outlive the run (it lives in
 /// `walk::Run`). Every entry is a function of its node's JSON alone, so it does not matter which
 /// check, or which node order, computes it first: the walk asks about strata (`pqom-13`) before
 /// their stratifier (`pqom-3`, `pqom-10`), group (`pqom-1`, `-2`, `-4`, `-5`, `-9`) and report
@@ -544,8 +545,8 @@ impl Hasher for IdHash {
 /// evaluator would read as a choice element.
 type Field<'t> = Option<Option<N<'t>>>;
 
-/// The fields `names` of `o` in one pass over its keys (each sonic-rs key visit is a call into
-/// sonic-rs, so one pass that picks out all wanted fields beats a scan per field). Each name is
+/// The fields `names` of `o` in one pass over its keys (one pass that picks out all wanted
+/// fields beats a scan per field, and a scan must see every key anyway). Each name is
 /// judged on its own: an odd key spoils only the fields it could be confused with.
 fn fields<'t, const K: usize>(o: N<'t>, names: [&str; K]) -> [Field<'t>; K] {
     let mut out: [Field<'t>; K] = [Some(None); K];
@@ -720,13 +721,11 @@ fn pops_of(population: Option<N<'_>>) -> Option<Pops> {
                 *h |= k == c;
             }
         })?;
-        for k in 0..3 {
-            if has[k] {
-                p.exists[k] = true;
-                if let Some(c) = count {
-                    p.first[k].get_or_insert(c);
-                    p.sum[k] = p.sum[k].checked_add(c)?;
-                }
+        for (k, _) in has.iter().enumerate().filter(|(_, h)| **h) {
+            p.exists[k] = true;
+            if let Some(c) = count {
+                p.first[k].get_or_insert(c);
+                p.sum[k] = p.sum[k].checked_add(c)?;
             }
         }
         Some(())
