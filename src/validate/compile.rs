@@ -224,8 +224,7 @@ fn mark_context_free(structs: &mut [Struct], invariants: &[Invariant]) {
         let elem_local = e.invariants.iter().all(local);
         for t in e.types.iter_mut() {
             if let Kind::Complex(sid) = t.kind {
-                t.context_free =
-                    elem_local && t.code.as_ref() != "Reference" && free[sid as usize];
+                t.context_free = elem_local && t.code.as_ref() != "Reference" && free[sid as usize];
             }
         }
         if let Some(sl) = e.slicing.as_mut() {

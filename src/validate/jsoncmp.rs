@@ -78,7 +78,10 @@ mod tests {
             r#"{"coding":[{"system":"x","code":"y"},{"system":"s","code":"c","display":"d"}],"text":"t"}"#,
             &p
         ));
-        assert!(!contains_json(r#"{"coding":[{"system":"s","code":"d"}]}"#, &p));
+        assert!(!contains_json(
+            r#"{"coding":[{"system":"s","code":"d"}]}"#,
+            &p
+        ));
         assert!(!equals_json(
             r#"{"coding":[{"system":"s","code":"c","display":"d"}]}"#,
             &p

@@ -20,6 +20,7 @@
 //! assert!(!outcome.has_errors());
 //! ```
 
+mod base_checks;
 pub mod compile;
 mod context;
 pub mod definitions;
@@ -33,9 +34,9 @@ pub mod primitive;
 mod rules;
 pub mod snapshot;
 pub mod terminology;
-mod tree;
 #[cfg(test)]
 pub(crate) mod testkit;
+mod tree;
 mod walk;
 
 use std::path::PathBuf;

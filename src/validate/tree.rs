@@ -130,7 +130,9 @@ const HI: u64 = 0x8080_8080_8080_8080;
 #[inline]
 fn special(w: u64) -> bool {
     let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    (zero(w ^ (LO * b'"' as u64)) | zero(w ^ (LO * b'\\' as u64)) | (w.wrapping_sub(LO * 0x20) & !w & HI))
+    (zero(w ^ (LO * b'"' as u64))
+        | zero(w ^ (LO * b'\\' as u64))
+        | (w.wrapping_sub(LO * 0x20) & !w & HI))
         != 0
 }
 
@@ -182,7 +184,12 @@ impl<'j> Tree<'j> {
 fn error_at(input: &[u8], pos: usize, message: String) -> ParseError {
     let before = &input[..pos.min(input.len())];
     let line = before.iter().filter(|&&c| c == b'\n').count() + 1;
-    let column = pos - before.iter().rposition(|&c| c == b'\n').map_or(0, |i| i + 1) + 1;
+    let column = pos
+        - before
+            .iter()
+            .rposition(|&c| c == b'\n')
+            .map_or(0, |i| i + 1)
+        + 1;
     ParseError {
         message,
         line,
@@ -279,9 +286,7 @@ impl Parser<'_> {
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
-            return Err(self.err(&format!(
-                "the JSON nests deeper than {MAX_DEPTH} levels"
-            )));
+            return Err(self.err(&format!("the JSON nests deeper than {MAX_DEPTH} levels")));
         }
         self.pos += 1;
         self.ws();

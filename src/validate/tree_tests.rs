@@ -44,7 +44,10 @@ fn lays_out_members_in_document_order() {
     assert_eq!(a.len(), 3);
     let kinds: Vec<_> = a.items().map(|x| x.kind()).collect();
     assert_eq!(kinds, [Kind::Number, Kind::Object, Kind::Null]);
-    assert_eq!(a.items().nth(1).unwrap().get("b").unwrap().as_str(), Some("x"));
+    assert_eq!(
+        a.items().nth(1).unwrap().get("b").unwrap().as_str(),
+        Some("x")
+    );
     assert_eq!(r.get("c").unwrap().as_bool(), Some(true));
     assert_eq!(r.get("d").unwrap().raw_number(), Some("1.50"));
     assert_eq!(r.get("e").unwrap().raw_number(), Some("-0.0e+5"));
@@ -111,7 +114,9 @@ fn agrees_with_serde_json_on_every_conformance_resource() {
     for dir in ["profiles", "definitions/r4", "../shared/conformance"] {
         let mut stack = vec![root.join(dir)];
         while let Some(d) = stack.pop() {
-            let Ok(rd) = std::fs::read_dir(&d) else { continue };
+            let Ok(rd) = std::fs::read_dir(&d) else {
+                continue;
+            };
             for e in rd.flatten() {
                 let p = e.path();
                 if p.is_dir() {
@@ -178,7 +183,10 @@ fn extensions_and_companions_have_no_fingerprint() {
 fn to_value_is_the_received_text() {
     let t = tree(r#"{"period":{"start":"2026-10-01","end":"2026-10-31"},"n":1.50}"#);
     let v = t.root().get("period").unwrap().to_value();
-    assert_eq!(sonic_rs::to_string(&v).unwrap(), r#"{"start":"2026-10-01","end":"2026-10-31"}"#);
+    assert_eq!(
+        sonic_rs::to_string(&v).unwrap(),
+        r#"{"start":"2026-10-01","end":"2026-10-31"}"#
+    );
     let n = t.root().get("n").unwrap().to_value();
     assert_eq!(sonic_rs::to_string(&n).unwrap(), "1.50");
 }
