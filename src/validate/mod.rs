@@ -139,6 +139,14 @@ impl Validator {
         }
     }
 
+    /// Parse `json` into the validator's tree and nothing more: the number of JSON values, or
+    /// the syntax error. The baseline the validation benchmarks compare against.
+    pub fn parse_only(json: &[u8]) -> Result<usize, String> {
+        tree::Tree::parse(json)
+            .map(|t| t.len())
+            .map_err(|e| e.to_string())
+    }
+
     /// Canonical URLs of every loaded profile (constraints, not base definitions), sorted.
     pub fn profiles(&self) -> Vec<&str> {
         self.compiled.profile_urls()
