@@ -49,6 +49,9 @@ fn bench(c: &mut Criterion) {
     g.bench_function("parse sonic_rs::Value", |b| {
         b.iter(|| sonic_rs::from_slice::<sonic_rs::Value>(black_box(&report)).map(drop))
     });
+    g.bench_function("parse into the validator's tree", |b| {
+        b.iter(|| Validator::parse_only(black_box(&report)))
+    });
     g.bench_function("validate (base R4 + PQOM profile + invariants)", |b| {
         b.iter(|| v.validate(black_box(&report), &[]))
     });

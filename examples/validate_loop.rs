@@ -9,7 +9,8 @@
 //! callgrind_annotate target/cg.out | head -60
 //! ```
 //!
-//! Arguments: `report` | `message` | `parse` (sonic-rs parse only, the baseline), then N.
+//! Arguments: `report` | `message` | `parse` (sonic-rs parse only, the baseline) | `tree` (the
+//! validator's own parse into its tree, nothing else), then N.
 //! Collection is limited to [`run`] with `--toggle-collect`, so loading the definitions is not
 //! counted; divide the total by N for instructions per report.
 
@@ -24,7 +25,9 @@ use pqom_gateway::validate::terminology::load_validator;
 fn run(v: &Validator, what: &str, bytes: &[u8], n: usize) -> usize {
     let mut issues = 0;
     for _ in 0..n {
-        if what == "parse" {
+        if what == "tree" {
+            issues += Validator::parse_only(black_box(bytes)).expect("parses") & 0;
+        } else if what == "parse" {
             let parsed: sonic_rs::Value = sonic_rs::Deserializer::from_slice(black_box(bytes))
                 .use_rawnumber()
                 .deserialize()

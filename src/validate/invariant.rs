@@ -5,6 +5,7 @@
 
 use sonic_rs::Value;
 
+use super::base_checks::{self, BaseCheck};
 use super::fhirpath::{self, Coded, EvalContext, Expr};
 use super::native::{self, Native};
 use super::tree::N;
@@ -31,6 +32,8 @@ pub(crate) enum Imp {
     /// A native check for this exact expression ([`super::native`]), with the expression to
     /// fall back on for JSON shapes the native check leaves to FHIRPath.
     Native(Native, Box<Expr>),
+    /// A native check of a base R4 invariant ([`super::base_checks`]), with its expression.
+    Base(BaseCheck, Box<Expr>),
     FhirPath(Box<Expr>),
     /// Not evaluated (reason given in the load warnings).
     Unsupported,
@@ -53,9 +56,10 @@ impl Invariant {
                 Ok(expr) => {
                     let missing = expr.unsupported_functions();
                     if missing.is_empty() {
-                        match native::lookup(expression) {
-                            Some(n) => (Imp::Native(n, Box::new(expr)), None),
-                            None => (Imp::FhirPath(Box::new(expr)), None),
+                        match (native::lookup(expression), base_checks::lookup(expression)) {
+                            (Some(n), _) => (Imp::Native(n, Box::new(expr)), None),
+                            (None, Some(b)) => (Imp::Base(b, Box::new(expr)), None),
+                            (None, None) => (Imp::FhirPath(Box::new(expr)), None),
                         }
                     } else {
                         (
@@ -103,6 +107,7 @@ impl Invariant {
             Imp::Unsupported => Some(true),
             // `None` for a shape the native check leaves to FHIRPath.
             Imp::Native(n, _) => n.eval(focus, cache),
+            Imp::Base(b, _) => b.eval(focus),
             Imp::FhirPath(_) => None,
         }
     }
@@ -111,7 +116,9 @@ impl Invariant {
     /// `Ok(false)` fails, `Err` could not be evaluated on this instance (the caller reports it).
     pub fn eval_fhirpath(&self, env: &Env<'_>, focus: &Value, ty: &str) -> Result<bool, String> {
         match &self.imp {
-            Imp::Native(_, expr) | Imp::FhirPath(expr) => fhirpath_eval(expr, env, focus, ty),
+            Imp::Native(_, expr) | Imp::Base(_, expr) | Imp::FhirPath(expr) => {
+                fhirpath_eval(expr, env, focus, ty)
+            }
             Imp::Ext1 | Imp::Unsupported => Ok(true),
         }
     }

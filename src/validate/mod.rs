@@ -20,6 +20,7 @@
 //! assert!(!outcome.has_errors());
 //! ```
 
+mod base_checks;
 pub mod compile;
 mod context;
 pub mod definitions;
@@ -136,6 +137,14 @@ impl Validator {
                 format!("the value cannot be written as JSON: {e}"),
             )),
         }
+    }
+
+    /// Parse `json` into the validator's tree and nothing more: the number of JSON values, or
+    /// the syntax error. The baseline the validation benchmarks compare against.
+    pub fn parse_only(json: &[u8]) -> Result<usize, String> {
+        tree::Tree::parse(json)
+            .map(|t| t.len())
+            .map_err(|e| e.to_string())
     }
 
     /// Canonical URLs of every loaded profile (constraints, not base definitions), sorted.

@@ -68,9 +68,6 @@ struct Node {
     end: u32,
     /// Byte span of the whole value in the input.
     span: (u32, u32),
-    /// Fingerprint of the subtree (kinds, keys, texts); 0 when the subtree holds an extension or a
-    /// `_name` companion, which the memo must never reuse (see [`super::memo`]).
-    hash: u64,
 }
 
 /// A parsed document.
@@ -125,15 +122,15 @@ fn hash_bytes(mut h: u64, b: &[u8]) -> u64 {
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
-/// Whether any of 8 bytes is `"`, `\` or a control character (which end the fast string scan).
-/// May also flag a byte after a true hit (borrow), never misses one.
+/// The high bit of each of 8 bytes that is `"`, `\` or a control character (which end the fast
+/// string scan). A byte above a true hit may also be flagged (borrow); none is ever missed, so the
+/// lowest flag is exact.
 #[inline]
-fn special(w: u64) -> bool {
+fn special(w: u64) -> u64 {
     let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    (zero(w ^ (LO * b'"' as u64))
+    zero(w ^ (LO * b'"' as u64))
         | zero(w ^ (LO * b'\\' as u64))
-        | (w.wrapping_sub(LO * 0x20) & !w & HI))
-        != 0
+        | (w.wrapping_sub(LO * 0x20) & !w & HI)
 }
 
 impl<'j> Tree<'j> {
@@ -163,6 +160,11 @@ impl<'j> Tree<'j> {
             return Err(p.err("unexpected characters after the JSON value"));
         }
         Ok(p.tree)
+    }
+
+    /// Number of JSON values in the document.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
     }
 
     /// The root value.
@@ -232,38 +234,23 @@ impl Parser<'_> {
             len: 0,
             end: 0,
             span: (0, 0),
-            hash: 0,
         });
-        let (kind, text, len, hash) = match self.peek() {
-            Some(b'{') => {
-                let (len, hash) = self.object()?;
-                (Kind::Object, Text::default(), len, hash)
-            }
-            Some(b'[') => {
-                let (len, hash) = self.array()?;
-                (Kind::Array, Text::default(), len, hash)
-            }
-            Some(b'"') => {
-                let t = self.string()?;
-                let h = hash_bytes(1, self.tree.text(t).as_bytes()) | 1;
-                (Kind::String, t, 0, h)
-            }
-            Some(b'-' | b'0'..=b'9') => {
-                let t = self.number()?;
-                let h = hash_bytes(6, self.tree.text(t).as_bytes()) | 1;
-                (Kind::Number, t, 0, h)
-            }
+        let (kind, text, len) = match self.peek() {
+            Some(b'{') => (Kind::Object, Text::default(), self.object()?),
+            Some(b'[') => (Kind::Array, Text::default(), self.array()?),
+            Some(b'"') => (Kind::String, self.string()?, 0),
+            Some(b'-' | b'0'..=b'9') => (Kind::Number, self.number()?, 0),
             Some(b't') => {
                 self.literal(b"true")?;
-                (Kind::True, Text::default(), 0, mix(7, 1) | 1)
+                (Kind::True, Text::default(), 0)
             }
             Some(b'f') => {
                 self.literal(b"false")?;
-                (Kind::False, Text::default(), 0, mix(7, 0) | 1)
+                (Kind::False, Text::default(), 0)
             }
             Some(b'n') => {
                 self.literal(b"null")?;
-                (Kind::Null, Text::default(), 0, mix(9, 0) | 1)
+                (Kind::Null, Text::default(), 0)
             }
             Some(_) => {
                 return Err(self.err(
@@ -279,7 +266,6 @@ impl Parser<'_> {
         n.len = len;
         n.end = end;
         n.span = (start as u32, self.pos as u32);
-        n.hash = hash;
         Ok(i)
     }
 
@@ -293,36 +279,26 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn object(&mut self) -> Result<(u32, u64), ParseError> {
+    fn object(&mut self) -> Result<u32, ParseError> {
         self.enter()?;
-        let (mut n, mut h, mut clean) = (0u32, 2u64, true);
+        let mut n = 0u32;
         if self.peek() == Some(b'}') {
             self.pos += 1;
             self.depth -= 1;
-            return Ok((0, mix(h, 3) | 1));
+            return Ok(0);
         }
         loop {
             if self.peek() != Some(b'"') {
                 return Err(self.err("expected a property name in double quotes"));
             }
             let k = self.string()?;
-            let (kh, plain) = {
-                let ks = self.tree.text(k);
-                (
-                    hash_bytes(h, ks.as_bytes()),
-                    !ks.starts_with('_') && ks != "extension" && ks != "modifierExtension",
-                )
-            };
             self.ws();
             if self.peek() != Some(b':') {
                 return Err(self.err("expected ':' after a property name"));
             }
             self.pos += 1;
             self.ws();
-            let c = self.value(k)?;
-            let ch = self.tree.nodes[c].hash;
-            clean &= ch != 0 && plain;
-            h = mix(kh, ch);
+            self.value(k)?;
             n += 1;
             self.ws();
             match self.peek() {
@@ -338,22 +314,19 @@ impl Parser<'_> {
             }
         }
         self.depth -= 1;
-        Ok((n, if clean { mix(h, 3) | 1 } else { 0 }))
+        Ok(n)
     }
 
-    fn array(&mut self) -> Result<(u32, u64), ParseError> {
+    fn array(&mut self) -> Result<u32, ParseError> {
         self.enter()?;
-        let (mut n, mut h, mut clean) = (0u32, 4u64, true);
+        let mut n = 0u32;
         if self.peek() == Some(b']') {
             self.pos += 1;
             self.depth -= 1;
-            return Ok((0, mix(h, 5) | 1));
+            return Ok(0);
         }
         loop {
-            let c = self.value(Text::default())?;
-            let ch = self.tree.nodes[c].hash;
-            clean &= ch != 0;
-            h = mix(h, ch);
+            self.value(Text::default())?;
             n += 1;
             self.ws();
             match self.peek() {
@@ -369,7 +342,7 @@ impl Parser<'_> {
             }
         }
         self.depth -= 1;
-        Ok((n, if clean { mix(h, 5) | 1 } else { 0 }))
+        Ok(n)
     }
 
     fn literal(&mut self, word: &[u8]) -> Result<(), ParseError> {
@@ -429,9 +402,12 @@ impl Parser<'_> {
         let start = self.pos + 1;
         let mut i = start;
         let b = self.b;
+        // Eight bytes at a time to the first quote, backslash or control character.
         while i + 8 <= b.len() {
             let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-            if special(w) {
+            let m = special(w);
+            if m != 0 {
+                i += (m.trailing_zeros() / 8) as usize;
                 break;
             }
             i += 8;
@@ -627,11 +603,29 @@ impl<'t> N<'t> {
         self.node().len as usize
     }
 
-    /// The subtree fingerprint, `None` when it holds an extension or a `_name` companion.
-    #[inline]
+    /// A fingerprint of the subtree (kinds, keys, texts; not its own key), for the memo; `None`
+    /// when it holds an extension or a `_name` companion, which the memo must never reuse
+    /// (see [`super::memo`]).
     pub fn fingerprint(self) -> Option<u64> {
-        let h = self.node().hash;
-        (h != 0).then_some(h)
+        let t = self.tree;
+        let mut h = 0x243f_6a88_85a3_08d3u64;
+        for (j, n) in t.nodes[self.i as usize..self.node().end as usize]
+            .iter()
+            .enumerate()
+        {
+            if j > 0 {
+                let k = t.text(n.key);
+                if k.starts_with('_') || k == "extension" || k == "modifierExtension" {
+                    return None;
+                }
+                h = hash_bytes(h, k.as_bytes());
+            }
+            h = mix(h, n.kind as u64 | (u64::from(n.len) << 8));
+            if matches!(n.kind, Kind::String | Kind::Number) {
+                h = hash_bytes(h, t.text(n.text).as_bytes());
+            }
+        }
+        Some(h)
     }
 
     /// Children in order (object members or array items), with their keys.
@@ -672,7 +666,6 @@ impl<'t> N<'t> {
             && a.iter().zip(b).enumerate().all(|(j, (x, y))| {
                 x.kind == y.kind
                     && x.len == y.len
-                    && x.hash == y.hash
                     && ta.text(x.text) == tb.text(y.text)
                     // The subtree's own key is where it sits, not part of its content.
                     && (j == 0 || ta.text(x.key) == tb.text(y.key))

@@ -689,3 +689,34 @@ fn extension_context_is_checked() {
     );
     assert_eq!(errors(&o).len(), 1, "{:#?}", o.issues);
 }
+
+/// The memo skips a value identical to one already validated clean under the same rule; a value
+/// with a problem is never remembered, so each copy of it is reported at its own path, and a clean
+/// value does not vouch for the same text under another rule.
+#[test]
+fn repeated_values_are_reported_wherever_they_are_wrong() {
+    let mut r = report();
+    let bad = json!({"coding":[{"system":"https://fhir.hl7.org.uk/CodeSystem/UKCore-EthnicCategoryEngland","code":"ZZ"}]});
+    r["group"][0]["stratifier"][0]["stratum"][1]["value"] = bad.clone();
+    r["group"][1]["stratifier"][0]["stratum"][1]["value"] = bad.clone();
+    r["group"][2]["stratifier"][0]["stratum"][3]["value"] = bad;
+    let o = run(&r);
+    for at in [
+        "MeasureReport.group[0].stratifier[0].stratum[1].value",
+        "MeasureReport.group[1].stratifier[0].stratum[1].value",
+        "MeasureReport.group[2].stratifier[0].stratum[3].value",
+    ] {
+        assert_error_at(&o, at, "not in the required value set");
+    }
+    // A population code that is clean where it stands is wrong as a stratum value: the stratum
+    // value rule must still see it.
+    let mut r = report();
+    let pop_code = r["group"][0]["population"][0]["code"].clone();
+    r["group"][0]["stratifier"][0]["stratum"][0]["value"] = pop_code;
+    let o = run(&r);
+    assert_error_at(
+        &o,
+        "MeasureReport.group[0].stratifier[0].stratum[0].value",
+        "not in the required value set",
+    );
+}
