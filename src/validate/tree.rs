@@ -603,29 +603,20 @@ impl<'t> N<'t> {
         self.node().len as usize
     }
 
-    /// A fingerprint of the subtree (kinds, keys, texts; not its own key), for the memo; `None`
-    /// when it holds an extension or a `_name` companion, which the memo must never reuse
-    /// (see [`super::memo`]).
+    /// A fingerprint of the value's text as received, for the memo; `None` when it holds an
+    /// extension or a `_name` companion, which the memo must never reuse (see [`super::memo`]).
     pub fn fingerprint(self) -> Option<u64> {
         let t = self.tree;
-        let mut h = 0x243f_6a88_85a3_08d3u64;
-        for (j, n) in t.nodes[self.i as usize..self.node().end as usize]
-            .iter()
-            .enumerate()
-        {
-            if j > 0 {
-                let k = t.text(n.key);
-                if k.starts_with('_') || k == "extension" || k == "modifierExtension" {
-                    return None;
-                }
-                h = hash_bytes(h, k.as_bytes());
+        for n in &t.nodes[self.i as usize + 1..self.node().end as usize] {
+            if n.key.len & !ARENA == 0 {
+                continue;
             }
-            h = mix(h, n.kind as u64 | (u64::from(n.len) << 8));
-            if matches!(n.kind, Kind::String | Kind::Number) {
-                h = hash_bytes(h, t.text(n.text).as_bytes());
+            let k = t.text(n.key);
+            if k.starts_with('_') || k == "extension" || k == "modifierExtension" {
+                return None;
             }
         }
-        Some(h)
+        Some(hash_bytes(0x243f_6a88_85a3_08d3, self.source().as_bytes()))
     }
 
     /// Children in order (object members or array items), with their keys.
@@ -657,19 +648,9 @@ impl<'t> N<'t> {
         self.members().find(|(k, _)| *k == key).map(|(_, v)| v)
     }
 
-    /// Exactly the same JSON: kinds, keys in the same order, texts.
+    /// The same JSON text as received (so the same value, parsed the same way).
     pub fn same(self, other: &N<'_>) -> bool {
-        let (ta, tb) = (self.tree, other.tree);
-        let a = &ta.nodes[self.i as usize..self.node().end as usize];
-        let b = &tb.nodes[other.i as usize..other.node().end as usize];
-        a.len() == b.len()
-            && a.iter().zip(b).enumerate().all(|(j, (x, y))| {
-                x.kind == y.kind
-                    && x.len == y.len
-                    && ta.text(x.text) == tb.text(y.text)
-                    // The subtree's own key is where it sits, not part of its content.
-                    && (j == 0 || ta.text(x.key) == tb.text(y.key))
-            })
+        self.source() == other.source()
     }
 }
 
