@@ -154,10 +154,10 @@ impl<'j> Tree<'j> {
             },
         };
         p.ws();
-        p.value(Text::default())?;
+        p.value(Text::default()).map_err(|e| *e)?;
         p.ws();
         if p.pos != input.len() {
-            return Err(p.err("unexpected characters after the JSON value"));
+            return Err(*p.err("unexpected characters after the JSON value"));
         }
         Ok(p.tree)
     }
@@ -199,6 +199,9 @@ fn error_at(input: &[u8], pos: usize, message: String) -> ParseError {
     }
 }
 
+/// Errors are boxed so that the parser's results stay small on the happy path.
+type PResult<T> = Result<T, Box<ParseError>>;
+
 struct Parser<'j> {
     b: &'j [u8],
     pos: usize,
@@ -207,16 +210,17 @@ struct Parser<'j> {
 }
 
 impl Parser<'_> {
-    fn err(&self, message: &str) -> ParseError {
-        error_at(self.b, self.pos, message.to_owned())
+    #[cold]
+    fn err(&self, message: &str) -> Box<ParseError> {
+        Box::new(error_at(self.b, self.pos, message.to_owned()))
     }
 
-    #[inline]
+    #[inline(always)]
     fn peek(&self) -> Option<u8> {
         self.b.get(self.pos).copied()
     }
 
-    #[inline]
+    #[inline(always)]
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.pos += 1;
@@ -224,7 +228,7 @@ impl Parser<'_> {
     }
 
     /// Parse the value at `pos`; returns its node index.
-    fn value(&mut self, key: Text) -> Result<usize, ParseError> {
+    fn value(&mut self, key: Text) -> PResult<usize> {
         let i = self.tree.nodes.len();
         let start = self.pos;
         self.tree.nodes.push(Node {
@@ -269,7 +273,8 @@ impl Parser<'_> {
         Ok(i)
     }
 
-    fn enter(&mut self) -> Result<(), ParseError> {
+    #[inline]
+    fn enter(&mut self) -> PResult<()> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(self.err(&format!("the JSON nests deeper than {MAX_DEPTH} levels")));
@@ -279,7 +284,7 @@ impl Parser<'_> {
         Ok(())
     }
 
-    fn object(&mut self) -> Result<u32, ParseError> {
+    fn object(&mut self) -> PResult<u32> {
         self.enter()?;
         let mut n = 0u32;
         if self.peek() == Some(b'}') {
@@ -317,7 +322,7 @@ impl Parser<'_> {
         Ok(n)
     }
 
-    fn array(&mut self) -> Result<u32, ParseError> {
+    fn array(&mut self) -> PResult<u32> {
         self.enter()?;
         let mut n = 0u32;
         if self.peek() == Some(b']') {
@@ -345,7 +350,7 @@ impl Parser<'_> {
         Ok(n)
     }
 
-    fn literal(&mut self, word: &[u8]) -> Result<(), ParseError> {
+    fn literal(&mut self, word: &[u8]) -> PResult<()> {
         if self.b[self.pos..].starts_with(word) {
             self.pos += word.len();
             Ok(())
@@ -355,7 +360,7 @@ impl Parser<'_> {
     }
 
     /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, kept as written.
-    fn number(&mut self) -> Result<Text, ParseError> {
+    fn number(&mut self) -> PResult<Text> {
         let start = self.pos;
         let digits = |p: &mut Self| {
             let s = p.pos;
@@ -398,7 +403,7 @@ impl Parser<'_> {
     }
 
     /// A string at `pos` (the opening quote). Strings without escapes stay in the input.
-    fn string(&mut self) -> Result<Text, ParseError> {
+    fn string(&mut self) -> PResult<Text> {
         let start = self.pos + 1;
         let mut i = start;
         let b = self.b;
@@ -485,7 +490,7 @@ impl Parser<'_> {
     }
 
     /// `\uXXXX` at `i` (with its low surrogate, if it is a high one): the char and bytes used.
-    fn unicode_escape(&mut self, i: usize) -> Result<(char, usize), ParseError> {
+    fn unicode_escape(&mut self, i: usize) -> PResult<(char, usize)> {
         let hex = |p: &Self, at: usize| -> Option<u32> {
             let h = p.b.get(at..at + 4)?;
             let s = std::str::from_utf8(h).ok()?;
