@@ -172,7 +172,7 @@ impl<'j> Tree<'j> {
         N { tree: self, i: 0 }
     }
 
-    #[inline]
+    #[inline(always)]
     fn text(&self, t: Text) -> &str {
         let (s, len) = (t.start as usize, (t.len & !ARENA) as usize);
         if t.len & ARENA != 0 {
@@ -529,12 +529,12 @@ pub(crate) struct N<'t> {
 }
 
 impl<'t> N<'t> {
-    #[inline]
+    #[inline(always)]
     fn node(self) -> &'t Node {
         &self.tree.nodes[self.i as usize]
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn kind(self) -> Kind {
         self.node().kind
     }
@@ -556,32 +556,32 @@ impl<'t> N<'t> {
     }
 
     /// Its position in the document: identifies the node within one run (for caches).
-    #[inline]
+    #[inline(always)]
     pub fn id(self) -> u32 {
         self.i
     }
 
-    #[inline]
+    #[inline(always)]
     pub fn is_object(self) -> bool {
         self.kind() == Kind::Object
     }
-    #[inline]
+    #[inline(always)]
     pub fn is_array(self) -> bool {
         self.kind() == Kind::Array
     }
-    #[inline]
+    #[inline(always)]
     pub fn is_null(self) -> bool {
         self.kind() == Kind::Null
     }
-    #[inline]
+    #[inline(always)]
     pub fn is_number(self) -> bool {
         self.kind() == Kind::Number
     }
-    #[inline]
+    #[inline(always)]
     pub fn is_boolean(self) -> bool {
         matches!(self.kind(), Kind::True | Kind::False)
     }
-    #[inline]
+    #[inline(always)]
     pub fn as_bool(self) -> Option<bool> {
         match self.kind() {
             Kind::True => Some(true),
@@ -589,21 +589,21 @@ impl<'t> N<'t> {
             _ => None,
         }
     }
-    #[inline]
+    #[inline(always)]
     pub fn as_str(self) -> Option<&'t str> {
         let n = self.node();
         (n.kind == Kind::String).then(|| self.tree.text(n.text))
     }
 
     /// A number's text as written.
-    #[inline]
+    #[inline(always)]
     pub fn raw_number(self) -> Option<&'t str> {
         let n = self.node();
         (n.kind == Kind::Number).then(|| self.tree.text(n.text))
     }
 
     /// Members of an object or items of an array (0 for anything else).
-    #[inline]
+    #[inline(always)]
     pub fn len(self) -> usize {
         self.node().len as usize
     }
@@ -625,7 +625,7 @@ impl<'t> N<'t> {
     }
 
     /// Children in order (object members or array items), with their keys.
-    #[inline]
+    #[inline(always)]
     pub fn members(self) -> Members<'t> {
         Members {
             tree: self.tree,
@@ -635,7 +635,7 @@ impl<'t> N<'t> {
     }
 
     /// Items of an array (nothing for anything else).
-    #[inline]
+    #[inline(always)]
     pub fn items(self) -> impl Iterator<Item = N<'t>> + 't {
         let mut it = self.members();
         if !self.is_array() {
@@ -645,7 +645,7 @@ impl<'t> N<'t> {
     }
 
     /// The member `key` of an object (the first, if repeated).
-    #[inline]
+    #[inline(always)]
     pub fn get(self, key: &str) -> Option<N<'t>> {
         if !self.is_object() {
             return None;
@@ -669,7 +669,7 @@ pub(crate) struct Members<'t> {
 impl<'t> Iterator for Members<'t> {
     type Item = (&'t str, N<'t>);
 
-    #[inline]
+    #[inline(always)]
     fn next(&mut self) -> Option<Self::Item> {
         if self.left == 0 {
             return None;
