@@ -26,7 +26,7 @@ fn run(v: &Validator, what: &str, bytes: &[u8], n: usize) -> usize {
     let mut issues = 0;
     for _ in 0..n {
         if what == "tree" {
-            issues += Validator::parse_only(black_box(bytes)).expect("parses") & 0;
+            black_box(Validator::parse_only(black_box(bytes)).expect("parses"));
         } else if what == "parse" {
             let parsed: sonic_rs::Value = sonic_rs::Deserializer::from_slice(black_box(bytes))
                 .use_rawnumber()
