@@ -539,8 +539,8 @@ impl<'t> N<'t> {
         self.node().kind
     }
 
-    /// The value as a `sonic_rs::Value`, parsed from the bytes it came from (for FHIRPath and
-    /// the rules that read `sonic_rs` values). Costs a parse of the subtree: used off the hot path.
+    /// The value as a `sonic_rs::Value`, parsed from the bytes it came from, for the FHIRPath
+    /// evaluator. Costs a parse of the subtree: the walk caches it per node for the run.
     pub fn to_value(self) -> sonic_rs::Value {
         let (s, e) = self.node().span;
         sonic_rs::Deserializer::from_str(&self.tree.input[s as usize..e as usize])
@@ -651,6 +651,11 @@ impl<'t> N<'t> {
             return None;
         }
         self.members().find(|(k, _)| *k == key).map(|(_, v)| v)
+    }
+
+    /// A hash of the value's text as received (for tables keyed by content).
+    pub fn text_hash(self) -> u64 {
+        hash_bytes(0x1319_8a2e_0370_7344, self.source().as_bytes())
     }
 
     /// The same JSON text as received (so the same value, parsed the same way).

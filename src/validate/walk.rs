@@ -1,12 +1,13 @@
-//! The walk: one pass over the parsed JSON per applicable struct, checking shape, names,
-//! cardinality, types, formats, fixed/pattern values, bindings, slices, extensions, references
-//! and invariants. Nothing is allocated or formatted on the happy path beyond reusable scratch
-//! stacks; issue text is built only when an issue is raised.
+//! The walk: one pass over the parse tree ([`super::tree`]) per applicable struct, checking shape,
+//! names, cardinality, types, formats, fixed/pattern values, bindings, slices, extensions,
+//! references and invariants. Nothing is allocated or formatted on the happy path beyond reusable
+//! scratch stacks and the memo ([`super::memo`]); issue text is built only when an issue is raised.
 //!
 //! Must not: parse definitions or do I/O. Every issue carries the FHIRPath of the element at
 //! fault and the profile/element id of the rule that was broken.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::BuildHasherDefault;
 
 use sonic_rs::Value;
 
@@ -56,6 +57,7 @@ pub(crate) fn validate(
         native: native::Cache::default(),
         memo: memo::Memo::default(),
         fhirpath_values: HashMap::new(),
+        slice_memo: HashMap::default(),
     };
     if !value.is_object() {
         return Outcome::single(Issue::error(
@@ -118,12 +120,14 @@ struct Run<'a, 'j> {
     assign: Vec<u32>,
     resources: Vec<ResCtx<'j>>,
     bundles: Vec<BundleIndex<'j>>,
-    /// Shared work of the native invariant checks on one group.
+    /// Shared work of the native invariant checks: per-node summaries for the whole run.
     native: native::Cache,
     /// Clean results of context-free values, for identical values later in the document.
     memo: memo::Memo<'j>,
     /// Nodes parsed for the FHIRPath evaluator (by node id), each once per run.
     fhirpath_values: HashMap<u32, Value>,
+    /// Slice assignments by (slicing, discriminating child's text hash): the child and the slice.
+    slice_memo: HashMap<(usize, u64), (N<'j>, u32), BuildHasherDefault<memo::KeyHasher>>,
 }
 
 fn kind_of(v: N<'_>) -> &'static str {
@@ -1023,17 +1027,14 @@ where
         let mut last_slice = 0u32;
         let mut seen_unmatched = false;
         let mut items = vals.map(|a| a.items());
+        let by_key = value_discriminator(sl);
         for i in 0..n {
             let item = items
                 .as_mut()
                 .and_then(|it| it.next())
                 .filter(|v| !v.is_null());
             let k = match item {
-                Some(item) => sl
-                    .slices
-                    .iter()
-                    .position(|s| s.matchers.iter().all(|m| self.matches(m, &item)))
-                    .map_or(NO_SLICE, |k| k as u32),
+                Some(item) => self.slice_of(sl, by_key, item),
                 None => NO_SLICE,
             };
             self.assign.push(k);
@@ -1095,6 +1096,30 @@ where
         }
     }
 
+    /// The slice an item belongs to. When every discriminator compares the value of one child
+    /// (`code` for the populations of a report), the answer depends only on that child's text, so
+    /// it is remembered per slicing and reused for the same text.
+    fn slice_of(&mut self, sl: &Slicing, by_key: Option<&str>, item: N<'j>) -> u32 {
+        let find = |run: &Self| {
+            sl.slices
+                .iter()
+                .position(|s| s.matchers.iter().all(|m| run.matches(m, &item)))
+                .map_or(NO_SLICE, |k| k as u32)
+        };
+        let Some(d) = by_key.and_then(|k| item.get(k)) else {
+            return find(self);
+        };
+        let key = (sl as *const Slicing as usize, d.text_hash());
+        if let Some(&(prev, k)) = self.slice_memo.get(&key)
+            && prev.same(&d)
+        {
+            return k;
+        }
+        let k = find(self);
+        self.slice_memo.insert(key, (d, k));
+        k
+    }
+
     fn matches(&self, m: &Matcher, item: &N<'j>) -> bool {
         fn walk<'j>(v: N<'j>, path: &[Vec<Box<str>>], test: &dyn Fn(N<'j>) -> bool) -> bool {
             match path.split_first() {
@@ -1135,6 +1160,7 @@ where
                         native: native::Cache::default(),
                         memo: memo::Memo::default(),
                         fhirpath_values: HashMap::new(),
+                        slice_memo: HashMap::default(),
                     };
                     if set.structs[*sid as usize].is_resource {
                         sub.resource(v, &[*sid], false);
@@ -1221,6 +1247,29 @@ where
             self.path.pop();
         }
     }
+}
+
+/// The one child every discriminator of `sl` compares by value (`Equals`/`Contains` on a path of
+/// one element), if there is one: then an item's slice is a function of that child's text.
+fn value_discriminator(sl: &Slicing) -> Option<&str> {
+    let mut key: Option<&str> = None;
+    for m in sl.slices.iter().flat_map(|s| &s.matchers) {
+        if !matches!(m.test, Test::Equals(_) | Test::Contains(_)) {
+            return None;
+        }
+        let [names] = m.path.as_slice() else {
+            return None;
+        };
+        let [name] = names.as_slice() else {
+            return None;
+        };
+        match key {
+            None => key = Some(name),
+            Some(k) if k == name.as_ref() => {}
+            Some(_) => return None,
+        }
+    }
+    key
 }
 
 /// Unknown extensions that are a warning, not an error: example domains (no one publishes

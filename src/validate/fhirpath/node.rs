@@ -1,5 +1,5 @@
-//! The view of a JSON tree the evaluator needs, implemented for `sonic_rs::Value` (the validator's parse
-//! tree) and `serde_json::Value`. Field order is whatever the tree keeps (serde_json without
+//! The view of a JSON tree the evaluator needs, implemented for `sonic_rs::Value` (what the validator
+//! hands it: values parsed from the text received) and `serde_json::Value`. Field order is whatever the tree keeps (serde_json without
 //! `preserve_order` sorts by name; FHIRPath leaves `children()` order undefined anyway). Read-only and allocation-free except for number text, which sonic-rs
 //! only keeps verbatim when parsed with `use_rawnumber`.
 
