@@ -265,6 +265,9 @@ const STRATUM_CODES: &[&str] = &["stratum", "value", "coding", "code"];
 #[derive(Default)]
 pub(crate) struct Cache {
     nodes: IdMap<NodeInfo>,
+    /// Which population codes a `population.code` holds, by its text as received: a report
+    /// repeats the same three codes in every stratum.
+    pop_codes: PopCodes,
     stratifiers: IdMap<StratifierInfo>,
     groups: IdMap<Option<GroupAnswers>>,
 }
@@ -275,7 +278,8 @@ impl Cache {
         match v.is_object() {
             true => Some(self.node_obj(v)),
             // A primitive has no children.
-            false => (!v.is_array() && !v.is_null()).then(|| node_info([Some(None); 3])),
+            false => (!v.is_array() && !v.is_null())
+                .then(|| node_info([Some(None); 3], &mut self.pop_codes)),
         }
     }
 
@@ -284,10 +288,12 @@ impl Cache {
             // A PQOM report has a few hundred strata: skip the first rounds of growth.
             self.nodes.reserve(256);
         }
-        *self
-            .nodes
-            .entry(addr(o))
-            .or_insert_with(|| node_info(fields(o, ["value", "component", "population"])))
+        let Cache {
+            nodes, pop_codes, ..
+        } = self;
+        *nodes.entry(addr(o)).or_insert_with(|| {
+            node_info(fields(o, ["value", "component", "population"]), pop_codes)
+        })
     }
 
     /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
@@ -427,7 +433,7 @@ impl Cache {
         })?;
         let pops = match o {
             Some(o) => self.node_obj(o).pops?,
-            None => pops_of(population?)?,
+            None => pops_of(population?, &mut self.pop_codes)?,
         };
         let mut a = GroupAnswers {
             ratio,
@@ -497,7 +503,10 @@ struct NodeInfo {
 }
 
 /// [`NodeInfo`] from a node's `value`, `component` and `population` fields.
-fn node_info([value_field, component, population]: [Field<'_>; 3]) -> NodeInfo {
+fn node_info(
+    [value_field, component, population]: [Field<'_>; 3],
+    pop_codes: &mut PopCodes,
+) -> NodeInfo {
     let value = value_field.and_then(|v| match v {
         None => Some(false),
         Some(v) => v.is_object().then_some(true),
@@ -508,7 +517,7 @@ fn node_info([value_field, component, population]: [Field<'_>; 3]) -> NodeInfo {
         Some(v) => v.is_object().then_some(true),
     });
     NodeInfo {
-        pops: population.and_then(pops_of),
+        pops: population.and_then(|p| pops_of(p, pop_codes)),
         xor: value.zip(component).map(|(v, c)| v != c),
     }
 }
@@ -537,6 +546,9 @@ impl Hasher for IdHash {
         self.0 = u64::from(n)
             .wrapping_mul(0x9e37_79b9_7f4a_7c15)
             .rotate_left(26);
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26);
     }
 }
 
@@ -707,7 +719,7 @@ struct Pops {
 }
 
 /// [`Pops`] of a node's `population` field.
-fn pops_of(population: Option<N<'_>>) -> Option<Pops> {
+fn pops_of(population: Option<N<'_>>, pop_codes: &mut PopCodes) -> Option<Pops> {
     let mut p = Pops::default();
     objs(population, &mut |pop| {
         let [code, count] = fields(pop, ["code", "count"]);
@@ -715,12 +727,10 @@ fn pops_of(population: Option<N<'_>>) -> Option<Pops> {
             None => None,
             Some(c) => Some(integer(c)?),
         };
-        let mut has = [false; 3];
-        codes_in(code?, MP, &mut |k| {
-            for (h, c) in has.iter_mut().zip(POPS) {
-                *h |= k == c;
-            }
-        })?;
+        let has = match code? {
+            Some(c) => pop_codes.get(c)?,
+            None => [false; 3],
+        };
         for (k, _) in has.iter().enumerate().filter(|(_, h)| **h) {
             p.exists[k] = true;
             if let Some(c) = count {
@@ -731,6 +741,33 @@ fn pops_of(population: Option<N<'_>>) -> Option<Pops> {
         Some(())
     })?;
     Some(p)
+}
+
+/// [`PopCodes::get`]'s table: text hash -> (text, answer).
+#[derive(Default)]
+struct PopCodes(HashMap<u64, (Box<str>, Option<[bool; 3]>), BuildHasherDefault<IdHash>>);
+
+impl PopCodes {
+    /// Which of numerator, denominator and initial-population a `code` holds
+    /// (`code.coding.exists(system = MP and code = C)`), `None` for shapes left to FHIRPath.
+    /// Remembered by the code's text: the same text reads the same.
+    fn get(&mut self, code: N<'_>) -> Option<[bool; 3]> {
+        let h = code.text_hash();
+        if let Some((text, has)) = self.0.get(&h)
+            && **text == *code.source()
+        {
+            return *has;
+        }
+        let mut has = [false; 3];
+        let answer = codes_in(Some(code), MP, &mut |k| {
+            for (h, c) in has.iter_mut().zip(POPS) {
+                *h |= k == c;
+            }
+        })
+        .map(|()| has);
+        self.0.insert(h, (code.source().into(), answer));
+        answer
+    }
 }
 
 /// `(N.count.exists() and D.count.exists()) implies N.count.first() <= D.count.first()`.
