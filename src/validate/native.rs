@@ -745,7 +745,10 @@ fn pops_of(population: Option<N<'_>>, pop_codes: &mut PopCodes) -> Option<Pops> 
 
 /// [`PopCodes::get`]'s table: text hash -> (text, answer).
 #[derive(Default)]
-struct PopCodes(HashMap<u64, (Box<str>, Option<[bool; 3]>), BuildHasherDefault<IdHash>>);
+struct PopCodes(HashMap<u64, PopCode, BuildHasherDefault<IdHash>>);
+
+/// A code's text and which populations it names (`None`: a shape left to FHIRPath).
+type PopCode = (Box<str>, Option<[bool; 3]>);
 
 impl PopCodes {
     /// Which of numerator, denominator and initial-population a `code` holds
