@@ -103,9 +103,10 @@ async fn run(
                     format!("the body is not valid JSON: {e}"),
                 )]
             })?;
-        let resource = if value.get("resourceType").and_then(|v| v.as_str()) == Some("Parameters")
-            && resource_type.as_deref() != Some("Parameters")
-        {
+        let in_parameters = value.get("resourceType").and_then(|v| v.as_str())
+            == Some("Parameters")
+            && resource_type.as_deref() != Some("Parameters");
+        let resource = if in_parameters {
             let params = value.get("parameter").and_then(|v| v.as_array());
             let mut found = None;
             for p in params.into_iter().flat_map(|a| a.iter()) {
@@ -156,7 +157,12 @@ async fn run(
             return Err(unknown);
         }
         let refs: Vec<&str> = profiles.iter().map(String::as_str).collect();
-        Ok(validator.validate_value(resource, &refs))
+        // The body itself is validated as received; a resource inside Parameters is written out.
+        Ok(if in_parameters {
+            validator.validate_value(resource, &refs)
+        } else {
+            validator.validate(&body, &refs)
+        })
     })
     .await;
     let response = match outcome {

@@ -9,6 +9,7 @@
 //! A check is used only for its exact expression text ([`lookup`]); the tests check that each
 //! agrees with the FHIRPath evaluator on instances of every shape.
 
+use super::native::{self, Field};
 use super::tree::{Kind, N};
 
 /// Which base invariant.
@@ -54,23 +55,11 @@ pub(crate) fn lookup(expression: &str) -> Option<BaseCheck> {
         .map(|&(_, c)| c)
 }
 
-/// How FHIRPath sees `o.name`: absent, or present with these items (a single value is one item;
-/// `null` items do not exist). `None`: a `_name` companion or a choice-like key is there, which
-/// the evaluator would read too; left to it.
-fn member<'t>(o: N<'t>, name: &str) -> Option<Option<N<'t>>> {
-    let mut found = None;
-    for (k, v) in o.members() {
-        let bare = k.strip_prefix('_').unwrap_or(k);
-        if k == name {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(v);
-        } else if bare.starts_with(name) {
-            return None;
-        }
-    }
-    Some(found)
+/// How FHIRPath sees `o.name` ([`native::fields`]): `None` when a `_name` companion, a
+/// choice-like key or a duplicate is there, which the evaluator would read too; left to it.
+fn member<'t>(o: N<'t>, name: &str) -> Field<'t> {
+    let [f] = native::fields(o, [name]);
+    f
 }
 
 /// Whether a member value has at least one item (FHIRPath `exists()` on it).

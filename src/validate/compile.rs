@@ -161,6 +161,9 @@ pub(crate) struct Slicing {
     pub slices: Vec<SliceRule>,
     /// Human description of the discriminators, for messages.
     pub discriminators: Box<str>,
+    /// The child every discriminator compares by value, if there is one: an item's slice is then a
+    /// function of that child's text (the walk remembers it per text).
+    pub by_value: Option<Box<str>>,
 }
 
 pub(crate) struct SliceRule {
@@ -181,6 +184,29 @@ pub(crate) enum Test {
     Exists(bool),
     ResourceType(Box<str>),
     Profile(StructId),
+}
+
+/// The one child every discriminator of the slices compares by value (`Equals`/`Contains` on a path of
+/// one element), if there is one: then an item's slice is a function of that child's text.
+fn value_discriminator(slices: &[SliceRule]) -> Option<Box<str>> {
+    let mut key: Option<&str> = None;
+    for m in slices.iter().flat_map(|s| &s.matchers) {
+        if !matches!(m.test, Test::Equals(_) | Test::Contains(_)) {
+            return None;
+        }
+        let [names] = m.path.as_slice() else {
+            return None;
+        };
+        let [name] = names.as_slice() else {
+            return None;
+        };
+        match key {
+            None => key = Some(name),
+            Some(k) if k == name.as_ref() => {}
+            Some(_) => return None,
+        }
+    }
+    key.map(Into::into)
 }
 
 /// Marks the complex types whose validation depends only on the value itself: no Reference
@@ -965,6 +991,7 @@ impl Builder<'_> {
         Ok(Some(Slicing {
             rules,
             ordered,
+            by_value: value_discriminator(&slices),
             slices,
             discriminators: discriminators.into(),
         }))

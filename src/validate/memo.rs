@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::tree::N;
+use super::tree::{N, mix};
 
 /// (element rule address, type index, fingerprint).
 pub(crate) type Key = (usize, u16, u64);
@@ -25,7 +25,7 @@ pub(crate) type Key = (usize, u16, u64);
 /// The remembered clean values of one run.
 #[derive(Default)]
 pub(crate) struct Memo<'j> {
-    seen: HashMap<Key, N<'j>, BuildHasherDefault<KeyHasher>>,
+    seen: FastMap<Key, N<'j>>,
 }
 
 impl<'j> Memo<'j> {
@@ -40,9 +40,11 @@ impl<'j> Memo<'j> {
     }
 }
 
-const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
+/// The validator's per-run tables (memo, slice assignments, native summaries) are keyed by node
+/// ids and by content hashes that are already well mixed: one multiply per key is enough.
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
-/// Hashes a [`Key`] cheaply: its fingerprint is already a hash.
+/// Hashes keys of [`FastMap`]s: node ids and fingerprints, one [`mix`] per word.
 #[derive(Default)]
 pub(crate) struct KeyHasher(u64);
 
@@ -52,14 +54,17 @@ impl Hasher for KeyHasher {
     }
     fn write(&mut self, bytes: &[u8]) {
         for b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(*b)).wrapping_mul(K);
+            self.0 = mix(self.0, u64::from(*b));
         }
     }
     fn write_u64(&mut self, n: u64) {
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(K);
+        self.0 = mix(self.0, n);
     }
     fn write_usize(&mut self, n: usize) {
         self.write_u64(n as u64);
+    }
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
     }
     fn write_u16(&mut self, n: u16) {
         self.write_u64(u64::from(n));

@@ -13,9 +13,7 @@
 //! The tests (`native_tests.rs`) check that both agree on the reference report and on many broken
 //! copies, and that the profile's texts are the ones listed here.
 
-use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
-
+use super::memo::FastMap;
 use super::tree::N;
 use smallvec::SmallVec;
 
@@ -264,12 +262,12 @@ const STRATUM_CODES: &[&str] = &["stratum", "value", "coding", "code"];
 /// (`mrp-2`), and each level reuses the level below instead of reading it again.
 #[derive(Default)]
 pub(crate) struct Cache {
-    nodes: IdMap<NodeInfo>,
+    nodes: FastMap<u32, NodeInfo>,
     /// Which population codes a `population.code` holds, by its text as received: a report
     /// repeats the same three codes in every stratum.
     pop_codes: PopCodes,
-    stratifiers: IdMap<StratifierInfo>,
-    groups: IdMap<Option<GroupAnswers>>,
+    stratifiers: FastMap<u32, StratifierInfo>,
+    groups: FastMap<u32, Option<GroupAnswers>>,
 }
 
 impl Cache {
@@ -291,7 +289,7 @@ impl Cache {
         let Cache {
             nodes, pop_codes, ..
         } = self;
-        *nodes.entry(addr(o)).or_insert_with(|| {
+        *nodes.entry(o.id()).or_insert_with(|| {
             node_info(fields(o, ["value", "component", "population"]), pop_codes)
         })
     }
@@ -307,11 +305,11 @@ impl Cache {
     }
 
     fn stratifier_obj(&mut self, o: N<'_>) -> StratifierInfo {
-        if let Some(s) = self.stratifiers.get(&addr(o)) {
+        if let Some(s) = self.stratifiers.get(&o.id()) {
             return *s;
         }
         let s = self.stratifier_info([Some(None); 2], Some(o));
-        self.stratifiers.insert(addr(o), s);
+        self.stratifiers.insert(o.id(), s);
         s
     }
 
@@ -319,12 +317,12 @@ impl Cache {
         match v.is_object() {
             true => {
                 let o = v;
-                if let Some(a) = self.groups.get(&addr(o)) {
+                if let Some(a) = self.groups.get(&o.id()) {
                     return *a;
                 }
                 let a =
                     self.group_answers(fields(o, ["code", "population", "stratifier"]), Some(o));
-                self.groups.insert(addr(o), a);
+                self.groups.insert(o.id(), a);
                 a
             }
             false if !v.is_array() && !v.is_null() => self.group_answers([Some(None); 3], None),
@@ -522,45 +520,15 @@ fn node_info(
     }
 }
 
-type IdMap<T> = HashMap<u32, T, BuildHasherDefault<IdHash>>;
-
-fn addr(o: N<'_>) -> u32 {
-    o.id()
-}
-
-/// Hashes a node id: one multiply, rotated so the table's low index bits come from the
-/// well-mixed middle of the product.
-#[derive(Default)]
-struct IdHash(u64);
-
-impl Hasher for IdHash {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-    fn write_u32(&mut self, n: u32) {
-        self.0 = u64::from(n)
-            .wrapping_mul(0x9e37_79b9_7f4a_7c15)
-            .rotate_left(26);
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n.wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(26);
-    }
-}
-
 /// One field of an object: `Some(None)` when absent, `None` (not handled) for a duplicate key, a
 /// `_name` companion, or a key that extends the name (`valueQuantity` for `value`), which the
 /// evaluator would read as a choice element.
-type Field<'t> = Option<Option<N<'t>>>;
+pub(crate) type Field<'t> = Option<Option<N<'t>>>;
 
 /// The fields `names` of `o` in one pass over its keys (one pass that picks out all wanted
 /// fields beats a scan per field, and a scan must see every key anyway). Each name is
 /// judged on its own: an odd key spoils only the fields it could be confused with.
-fn fields<'t, const K: usize>(o: N<'t>, names: [&str; K]) -> [Field<'t>; K] {
+pub(crate) fn fields<'t, const K: usize>(o: N<'t>, names: [&str; K]) -> [Field<'t>; K] {
     let mut out: [Field<'t>; K] = [Some(None); K];
     for (k, v) in o.members() {
         let k = k.as_bytes();
@@ -745,7 +713,7 @@ fn pops_of(population: Option<N<'_>>, pop_codes: &mut PopCodes) -> Option<Pops> 
 
 /// [`PopCodes::get`]'s table: text hash -> (text, answer).
 #[derive(Default)]
-struct PopCodes(HashMap<u64, PopCode, BuildHasherDefault<IdHash>>);
+struct PopCodes(FastMap<u64, PopCode>);
 
 /// A code's text and which populations it names (`None`: a shape left to FHIRPath).
 type PopCode = (Box<str>, Option<[bool; 3]>);

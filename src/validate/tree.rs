@@ -101,7 +101,7 @@ const MAX_DEPTH: u32 = 256;
 const K: u64 = 0x51_7c_c1_b7_27_22_0a_95;
 
 #[inline]
-fn mix(h: u64, w: u64) -> u64 {
+pub(crate) fn mix(h: u64, w: u64) -> u64 {
     (h.rotate_left(5) ^ w).wrapping_mul(K)
 }
 
@@ -285,67 +285,54 @@ impl Parser<'_> {
     }
 
     fn object(&mut self) -> PResult<u32> {
-        self.enter()?;
-        let mut n = 0u32;
-        if self.peek() == Some(b'}') {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(0);
-        }
-        loop {
-            if self.peek() != Some(b'"') {
-                return Err(self.err("expected a property name in double quotes"));
+        self.members(b'}', "expected ',' or '}' after a property value", |p| {
+            if p.peek() != Some(b'"') {
+                return Err(p.err("expected a property name in double quotes"));
             }
-            let k = self.string()?;
-            self.ws();
-            if self.peek() != Some(b':') {
-                return Err(self.err("expected ':' after a property name"));
+            let k = p.string()?;
+            p.ws();
+            if p.peek() != Some(b':') {
+                return Err(p.err("expected ':' after a property name"));
             }
-            self.pos += 1;
-            self.ws();
-            self.value(k)?;
-            n += 1;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
-                }
-                Some(b'}') => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return Err(self.err("expected ',' or '}' after a property value")),
-            }
-        }
-        self.depth -= 1;
-        Ok(n)
+            p.pos += 1;
+            p.ws();
+            p.value(k).map(drop)
+        })
     }
 
     fn array(&mut self) -> PResult<u32> {
+        self.members(b']', "expected ',' or ']' after an array item", |p| {
+            p.value(Text::default()).map(drop)
+        })
+    }
+
+    /// The items of an object or array at `pos` (its opening bracket), each parsed by `item`, up
+    /// to `close`: how many there were.
+    #[inline]
+    fn members(
+        &mut self,
+        close: u8,
+        after_item: &str,
+        mut item: impl FnMut(&mut Self) -> PResult<()>,
+    ) -> PResult<u32> {
         self.enter()?;
         let mut n = 0u32;
-        if self.peek() == Some(b']') {
-            self.pos += 1;
-            self.depth -= 1;
-            return Ok(0);
-        }
-        loop {
-            self.value(Text::default())?;
-            n += 1;
-            self.ws();
-            match self.peek() {
-                Some(b',') => {
-                    self.pos += 1;
-                    self.ws();
+        if self.peek() != Some(close) {
+            loop {
+                item(self)?;
+                n += 1;
+                self.ws();
+                match self.peek() {
+                    Some(b',') => {
+                        self.pos += 1;
+                        self.ws();
+                    }
+                    Some(c) if c == close => break,
+                    _ => return Err(self.err(after_item)),
                 }
-                Some(b']') => {
-                    self.pos += 1;
-                    break;
-                }
-                _ => return Err(self.err("expected ',' or ']' after an array item")),
             }
         }
+        self.pos += 1;
         self.depth -= 1;
         Ok(n)
     }
@@ -621,7 +608,7 @@ impl<'t> N<'t> {
                 return None;
             }
         }
-        Some(hash_bytes(0x243f_6a88_85a3_08d3, self.source().as_bytes()))
+        Some(self.text_hash())
     }
 
     /// Children in order (object members or array items), with their keys.

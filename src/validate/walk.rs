@@ -7,7 +7,6 @@
 //! fault and the profile/element id of the rule that was broken.
 
 use std::collections::{HashMap, HashSet};
-use std::hash::BuildHasherDefault;
 
 use sonic_rs::Value;
 
@@ -127,7 +126,7 @@ struct Run<'a, 'j> {
     /// Nodes parsed for the FHIRPath evaluator (by node id), each once per run.
     fhirpath_values: HashMap<u32, Value>,
     /// Slice assignments by (slicing, discriminating child's text hash): the child and the slice.
-    slice_memo: HashMap<(usize, u64), (N<'j>, u32), BuildHasherDefault<memo::KeyHasher>>,
+    slice_memo: memo::FastMap<(usize, u64), (N<'j>, u32)>,
 }
 
 fn kind_of(v: N<'_>) -> &'static str {
@@ -1027,14 +1026,13 @@ where
         let mut last_slice = 0u32;
         let mut seen_unmatched = false;
         let mut items = vals.map(|a| a.items());
-        let by_key = value_discriminator(sl);
         for i in 0..n {
             let item = items
                 .as_mut()
                 .and_then(|it| it.next())
                 .filter(|v| !v.is_null());
             let k = match item {
-                Some(item) => self.slice_of(sl, by_key, item),
+                Some(item) => self.slice_of(sl, item),
                 None => NO_SLICE,
             };
             self.assign.push(k);
@@ -1099,14 +1097,14 @@ where
     /// The slice an item belongs to. When every discriminator compares the value of one child
     /// (`code` for the populations of a report), the answer depends only on that child's text, so
     /// it is remembered per slicing and reused for the same text.
-    fn slice_of(&mut self, sl: &Slicing, by_key: Option<&str>, item: N<'j>) -> u32 {
+    fn slice_of(&mut self, sl: &Slicing, item: N<'j>) -> u32 {
         let find = |run: &Self| {
             sl.slices
                 .iter()
                 .position(|s| s.matchers.iter().all(|m| run.matches(m, &item)))
                 .map_or(NO_SLICE, |k| k as u32)
         };
-        let Some(d) = by_key.and_then(|k| item.get(k)) else {
+        let Some(d) = sl.by_value.as_deref().and_then(|k| item.get(k)) else {
             return find(self);
         };
         let key = (sl as *const Slicing as usize, d.text_hash());
@@ -1247,29 +1245,6 @@ where
             self.path.pop();
         }
     }
-}
-
-/// The one child every discriminator of `sl` compares by value (`Equals`/`Contains` on a path of
-/// one element), if there is one: then an item's slice is a function of that child's text.
-fn value_discriminator(sl: &Slicing) -> Option<&str> {
-    let mut key: Option<&str> = None;
-    for m in sl.slices.iter().flat_map(|s| &s.matchers) {
-        if !matches!(m.test, Test::Equals(_) | Test::Contains(_)) {
-            return None;
-        }
-        let [names] = m.path.as_slice() else {
-            return None;
-        };
-        let [name] = names.as_slice() else {
-            return None;
-        };
-        match key {
-            None => key = Some(name),
-            Some(k) if k == name.as_ref() => {}
-            Some(_) => return None,
-        }
-    }
-    key
 }
 
 /// Unknown extensions that are a warning, not an error: example domains (no one publishes
