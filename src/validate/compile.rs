@@ -51,12 +51,18 @@ pub(crate) struct Struct {
     pub type_name: Box<str>,
     pub is_resource: bool,
     pub elements: Vec<ElemRule>,
-    /// JSON keys, sorted by [`key_order`] for the binary search of [`Struct::lookup`].
+    /// JSON keys, sorted by [`key_order`].
     pub keys: Vec<KeyEntry>,
+    /// For each key length, the range of [`Struct::keys`] of that length (see [`Struct::lookup`]).
+    by_len: Vec<(u32, u32)>,
     /// Invariants of the root element (or, for an inline struct, of its data type).
     pub invariants: Vec<u32>,
     /// Element id of the root, for issues about the whole object.
     pub root_id: Box<str>,
+    /// Bit `i` is set when `elements[i]` is required (`min > 0`); structs of more than 64
+    /// elements have every bit set. An absent element that is not required has nothing to check,
+    /// so the walk visits only the present and the required ones.
+    pub required: u64,
 }
 
 pub(crate) struct KeyEntry {
@@ -67,17 +73,34 @@ pub(crate) struct KeyEntry {
 }
 
 impl Struct {
+    /// The key's entry. The length picks a handful of candidates and their first byte nearly
+    /// always settles it, so most keys are compared in full once, with the entry they name.
     #[inline]
     pub fn lookup(&self, key: &str) -> Option<&KeyEntry> {
-        self.keys
-            .binary_search_by(|k| key_order(&k.key, key))
-            .ok()
-            .map(|i| &self.keys[i])
+        let k = key.as_bytes();
+        let &(lo, hi) = self.by_len.get(k.len())?;
+        let first = *k.first()?;
+        self.keys[lo as usize..hi as usize]
+            .iter()
+            .find(|e| e.key.as_bytes()[0] == first && e.key.as_bytes() == k)
     }
 }
 
-/// The order of [`Struct::keys`]: by length, then bytes. Most probes of the walk's binary search
-/// are decided by the length alone, without comparing bytes.
+/// For each length, the range of `keys` (sorted by [`key_order`]) of that length.
+fn ranges_by_len(keys: &[KeyEntry]) -> Vec<(u32, u32)> {
+    let longest = keys.iter().map(|k| k.key.len()).max().unwrap_or(0);
+    let mut out = vec![(0u32, 0u32); longest + 1];
+    for (i, k) in keys.iter().enumerate() {
+        let r = &mut out[k.key.len()];
+        if r.0 == r.1 {
+            r.0 = i as u32;
+        }
+        r.1 = i as u32 + 1;
+    }
+    out
+}
+
+/// The order of [`Struct::keys`]: by length, then bytes, so that keys of one length are adjacent.
 #[inline]
 fn key_order(a: &str, b: &str) -> std::cmp::Ordering {
     a.len()
@@ -318,6 +341,14 @@ impl CompiledSet {
         profile_urls.sort();
         all_urls.sort();
         mark_context_free(&mut b.structs, &b.invariants);
+        for st in &mut b.structs {
+            st.required = match st.elements.len() {
+                0..=64 => (st.elements.iter().enumerate())
+                    .filter(|(_, e)| e.min > 0)
+                    .fold(0, |m, (i, _)| m | 1 << i),
+                _ => u64::MAX,
+            };
+        }
         Ok(CompiledSet {
             structs: b.structs,
             by_url: b.memo,
@@ -471,8 +502,10 @@ impl Builder<'_> {
             is_resource,
             elements: Vec::new(),
             keys: Vec::new(),
+            by_len: Vec::new(),
             invariants: Vec::new(),
             root_id: root_id.into(),
+            required: 0,
         });
         (self.structs.len() - 1) as StructId
     }
@@ -636,6 +669,7 @@ impl Builder<'_> {
         keys.dedup_by(|a, b| a.key == b.key);
         let s = &mut self.structs[sid as usize];
         s.elements = elements;
+        s.by_len = ranges_by_len(&keys);
         s.keys = keys;
         s.invariants = invariants;
         Ok(())

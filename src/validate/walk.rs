@@ -125,8 +125,8 @@ struct Run<'a, 'j> {
     memo: memo::Memo<'j>,
     /// Nodes parsed for the FHIRPath evaluator (by node id), each once per run.
     fhirpath_values: HashMap<u32, Value>,
-    /// Slice assignments by (slicing, discriminating child's text hash): the child and the slice.
-    slice_memo: memo::FastMap<(usize, u64), (N<'j>, u32)>,
+    /// Slice assignments by (slicing, the discriminating child's text identity).
+    slice_memo: memo::FastMap<(usize, u32), u32>,
 }
 
 fn kind_of(v: N<'_>) -> &'static str {
@@ -312,10 +312,13 @@ where
         let mut content = false;
         let base = self.slots.len();
         self.slots.resize(base + st.elements.len(), Slot::default());
+        // Elements present (bit per element; all bits for structs of more than 64 elements).
+        let mut present = if st.elements.len() > 64 { u64::MAX } else { 0 };
         for (k, v) in value.members() {
             content |= k != "id";
             match st.lookup(k) {
                 Some(ke) => {
+                    present |= 1u64.wrapping_shl(u32::from(ke.elem));
                     let slot = &mut self.slots[base + ke.elem as usize];
                     let e = &st.elements[ke.elem as usize];
                     let clash = if ke.under {
@@ -378,9 +381,21 @@ where
                 }
             }
         }
-        for i in 0..st.elements.len() {
-            let slot = self.slots[base + i];
-            self.element(st, &st.elements[i], slot);
+        // In element order, as the issues are reported; an absent optional element has nothing
+        // to check.
+        if st.elements.len() > 64 {
+            for i in 0..st.elements.len() {
+                let slot = self.slots[base + i];
+                self.element(st, &st.elements[i], slot);
+            }
+        } else {
+            let mut todo = present | st.required;
+            while todo != 0 {
+                let i = todo.trailing_zeros() as usize;
+                todo &= todo - 1;
+                let slot = self.slots[base + i];
+                self.element(st, &st.elements[i], slot);
+            }
         }
         self.slots.truncate(base);
         for &inv in &st.invariants {
@@ -618,16 +633,12 @@ where
             return;
         };
         let memo_key = match (val, under) {
-            (Some(v), None) if t.context_free => match v.fingerprint() {
-                Some(h) => {
-                    let k = (e as *const ElemRule as usize, ty, h);
-                    if self.memo.hit(k, &v) {
-                        return;
-                    }
-                    Some((k, v))
+            (Some(v), None) if t.context_free => {
+                match self.memo.hit(e as *const ElemRule as usize, ty, v) {
+                    Ok(()) => return,
+                    Err(k) => Some((k, v)),
                 }
-                None => None,
-            },
+            }
             _ => None,
         };
         let before = self.issues.len();
@@ -753,7 +764,9 @@ where
             }
         }
         let focus = val.or(under);
-        if let Some(f) = focus {
+        if let Some(f) = focus
+            && !e.invariants.is_empty()
+        {
             let ty = if matches!(t.code.as_ref(), "BackboneElement" | "Element") {
                 e.path.as_ref()
             } else {
@@ -1107,14 +1120,12 @@ where
         let Some(d) = sl.by_value.as_deref().and_then(|k| item.get(k)) else {
             return find(self);
         };
-        let key = (sl as *const Slicing as usize, d.text_hash());
-        if let Some(&(prev, k)) = self.slice_memo.get(&key)
-            && prev.same(&d)
-        {
+        let key = (sl as *const Slicing as usize, self.memo.canon(d));
+        if let Some(&k) = self.slice_memo.get(&key) {
             return k;
         }
         let k = find(self);
-        self.slice_memo.insert(key, (d, k));
+        self.slice_memo.insert(key, k);
         k
     }
 
