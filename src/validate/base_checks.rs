@@ -1,10 +1,11 @@
-//! Native versions of the FHIR R4 base invariants that run on every resource (`dom-2` to `dom-6`)
-//! or on every MeasureReport and Reference the PQOM reports carry (`mrp-1`, `ref-1`), for the
-//! instances where the answer is plain from the JSON: a resource without `contained` passes the
-//! four `contained` rules, a Reference that does not start with `#` passes `ref-1`. Each answers
-//! `None` for anything else and the FHIRPath expression decides, as it does for every other
-//! invariant. Why: through FHIRPath these rules need the whole resource as a `sonic_rs` value,
-//! a second parse of the document (see [`super::tree`]).
+//! Native versions of the FHIR R4 base invariants that run on every resource (`dom-2` to `dom-6`),
+//! on every MeasureReport and Reference the PQOM reports carry (`mrp-1`, `ref-1`) and on every
+//! Bundle entry (`bdl-5`, `bdl-8`), for the instances where the answer is plain from the JSON: a
+//! resource without `contained` passes the four `contained` rules, a Reference that does not start
+//! with `#` passes `ref-1`. Each answers `None` for anything else and the FHIRPath expression
+//! decides, as it does for every other invariant. Why: through FHIRPath these rules need their
+//! focus as a `sonic_rs` value, a second parse of the document (for a Bundle entry, of the whole
+//! report inside it; see [`super::tree`]).
 //!
 //! A check is used only for its exact expression text ([`lookup`]); the tests check that each
 //! agrees with the FHIRPath evaluator on instances of every shape.
@@ -23,9 +24,25 @@ pub(crate) enum BaseCheck {
     DataCollection,
     /// `ref-1`: a local reference (`#id`) points to a contained resource.
     LocalReference,
+    /// `bdl-5`: a Bundle entry has a resource, a request or a response.
+    EntryContent,
+    /// `bdl-8`: a Bundle entry's fullUrl is not a version-specific reference.
+    FullUrlVersion,
+    /// `bdl-1`: `total` only in a searchset or history.
+    Total,
+    /// `bdl-2`: `entry.search` only in a searchset.
+    EntrySearch,
+    /// `bdl-3` (`request`), `bdl-4` (`response`): present exactly in the Bundle types listed.
+    EntryRequired(&'static str, &'static [&'static str]),
+    /// `bdl-7`: fullUrl (with the resource's versionId) unique, except in a history.
+    UniqueFullUrl,
+    /// `bdl-9`, `bdl-10`, `bdl-11`: rules for documents (left to FHIRPath for a document).
+    Document,
+    /// `bdl-12`: a message starts with a MessageHeader.
+    MessageFirst,
 }
 
-const TABLE: [(&str, BaseCheck); 7] = [
+const TABLE: [(&str, BaseCheck); 19] = [
     ("contained.contained.empty()", BaseCheck::Contained),
     (
         "contained.where((('#'+id in (%resource.descendants().reference | %resource.descendants().as(canonical) | %resource.descendants().as(uri) | %resource.descendants().as(url))) or descendants().where(reference = '#').exists() or descendants().where(as(canonical) = '#').exists() or descendants().where(as(canonical) = '#').exists()).not()).trace('unmatched', id).empty()",
@@ -44,6 +61,53 @@ const TABLE: [(&str, BaseCheck); 7] = [
     (
         "reference.startsWith('#').not() or (reference.substring(1).trace('url') in %rootResource.contained.id.trace('ids'))",
         BaseCheck::LocalReference,
+    ),
+    (
+        "resource.exists() or request.exists() or response.exists()",
+        BaseCheck::EntryContent,
+    ),
+    (
+        "fullUrl.exists() implies fullUrl.contains('/_history/').not()",
+        BaseCheck::FullUrlVersion,
+    ),
+    (
+        "total.empty() or (type = 'searchset') or (type = 'history')",
+        BaseCheck::Total,
+    ),
+    (
+        "entry.search.empty() or (type = 'searchset')",
+        BaseCheck::EntrySearch,
+    ),
+    (
+        "entry.all(request.exists() = (%resource.type = 'batch' or %resource.type = 'transaction' or %resource.type = 'history'))",
+        BaseCheck::EntryRequired("request", &["batch", "transaction", "history"]),
+    ),
+    (
+        "entry.all(response.exists() = (%resource.type = 'batch-response' or %resource.type = 'transaction-response' or %resource.type = 'history'))",
+        BaseCheck::EntryRequired(
+            "response",
+            &["batch-response", "transaction-response", "history"],
+        ),
+    ),
+    (
+        "(type = 'history') or entry.where(fullUrl.exists()).select(fullUrl&resource.meta.versionId).isDistinct()",
+        BaseCheck::UniqueFullUrl,
+    ),
+    (
+        "type = 'document' implies (identifier.system.exists() and identifier.value.exists())",
+        BaseCheck::Document,
+    ),
+    (
+        "type = 'document' implies (timestamp.hasValue())",
+        BaseCheck::Document,
+    ),
+    (
+        "type = 'document' implies entry.first().resource.is(Composition)",
+        BaseCheck::Document,
+    ),
+    (
+        "type = 'message' implies entry.first().resource.is(MessageHeader)",
+        BaseCheck::MessageFirst,
     ),
 ];
 
@@ -72,6 +136,32 @@ fn exists(v: Option<N<'_>>) -> bool {
             _ => true,
         },
     }
+}
+
+/// A string member: `Some(None)` when absent, `None` (left to FHIRPath) when not a plain string.
+fn text<'t>(o: N<'t>, name: &str) -> Option<Option<&'t str>> {
+    match member(o, name)? {
+        None => Some(None),
+        Some(v) => v.as_str().map(Some),
+    }
+}
+
+/// A Bundle's entries: `None` (left to FHIRPath) unless `entry` is absent or an array of objects.
+fn entries(bundle: N<'_>) -> Option<impl Iterator<Item = N<'_>>> {
+    let entry = member(bundle, "entry")?;
+    if let Some(e) = entry
+        && !(e.is_array() && e.items().all(|x| x.is_object()))
+    {
+        return None;
+    }
+    Some(entry.into_iter().flat_map(|e| e.items()))
+}
+
+/// The Bundle rules read the Bundle's `type`; with no `type`, a `type = '...'` comparison is empty
+/// and each of these rules holds (an empty `or`/`implies` result counts as holding). `None`: not a
+/// plain string, left to FHIRPath.
+fn bundle_type(bundle: N<'_>) -> Option<Option<&str>> {
+    text(bundle, "type")
 }
 
 impl BaseCheck {
@@ -103,6 +193,90 @@ impl BaseCheck {
                 };
                 Some(ty != Some("data-collection") || !exists(member(focus, "group")?))
             }
+            BaseCheck::EntryContent => {
+                let [resource, request, response] =
+                    native::fields(focus, ["resource", "request", "response"]);
+                Some(exists(resource?) || exists(request?) || exists(response?))
+            }
+            BaseCheck::FullUrlVersion => match member(focus, "fullUrl")? {
+                None => Some(true),
+                Some(u) => Some(!u.as_str()?.contains("/_history/")),
+            },
+            BaseCheck::Total => {
+                let ty = bundle_type(focus)?;
+                let total = exists(member(focus, "total")?);
+                Some(!total || ty.is_none_or(|t| t == "searchset" || t == "history"))
+            }
+            BaseCheck::EntrySearch => {
+                let ty = bundle_type(focus)?;
+                let mut search = false;
+                for e in entries(focus)? {
+                    search |= exists(member(e, "search")?);
+                }
+                Some(!search || ty.is_none_or(|t| t == "searchset"))
+            }
+            BaseCheck::EntryRequired(name, types) => {
+                // `%resource` is the Bundle itself: the rule sits on the Bundle's root.
+                if text(focus, "resourceType")? != Some("Bundle") {
+                    return None;
+                }
+                let mut items = entries(focus)?.peekable();
+                if items.peek().is_none() {
+                    return Some(true);
+                }
+                // Without a type, each comparison is empty: left to FHIRPath.
+                let want = types.contains(&bundle_type(focus)??);
+                let mut all = true;
+                for e in items {
+                    all &= exists(member(e, name)?) == want;
+                }
+                Some(all)
+            }
+            BaseCheck::UniqueFullUrl => {
+                let ty = bundle_type(focus)?;
+                match ty {
+                    None | Some("history") => return Some(true),
+                    Some(_) => {}
+                }
+                let mut keys: Vec<String> = Vec::new();
+                for e in entries(focus)? {
+                    let Some(url) = text(e, "fullUrl")? else {
+                        continue;
+                    };
+                    // `fullUrl & resource.meta.versionId`: an absent version adds nothing.
+                    let version = match member(e, "resource")? {
+                        None => None,
+                        Some(r) if r.is_object() => match member(r, "meta")? {
+                            None => None,
+                            Some(m) if m.is_object() => text(m, "versionId")?,
+                            Some(_) => return None,
+                        },
+                        Some(_) => return None,
+                    };
+                    keys.push(format!("{url}{}", version.unwrap_or("")));
+                }
+                let n = keys.len();
+                keys.sort_unstable();
+                keys.dedup();
+                Some(keys.len() == n)
+            }
+            BaseCheck::Document => match bundle_type(focus)? {
+                Some("document") => None,
+                _ => Some(true),
+            },
+            BaseCheck::MessageFirst => {
+                if bundle_type(focus)? != Some("message") {
+                    return Some(true);
+                }
+                let Some(first) = entries(focus)?.next() else {
+                    return Some(true);
+                };
+                match member(first, "resource")? {
+                    None => Some(true),
+                    Some(r) if r.is_object() => Some(text(r, "resourceType")?? == "MessageHeader"),
+                    Some(_) => None,
+                }
+            }
             BaseCheck::LocalReference => match member(focus, "reference")? {
                 None => Some(true),
                 Some(r) => {
@@ -124,7 +298,7 @@ mod tests {
     /// root resource (as for a resource validated on its own).
     #[test]
     fn native_base_checks_agree_with_fhirpath() {
-        let cases: [(&str, &[&str]); 4] = [
+        let cases: [(&str, &[&str]); 6] = [
             (
                 "Contained",
                 &[
@@ -163,12 +337,69 @@ mod tests {
                     r#"{"reference":5}"#,
                 ],
             ),
+            (
+                "EntryContent",
+                &[
+                    r#"{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Basic"}}"#,
+                    r#"{"fullUrl":"urn:uuid:1"}"#,
+                    r#"{"request":{"method":"POST","url":"Basic"}}"#,
+                    r#"{"response":{"status":"201"}}"#,
+                    r#"{"resource":null}"#,
+                    r#"{"resource":[]}"#,
+                    r#"{"_resource":{"id":"x"}}"#,
+                ],
+            ),
+            (
+                "FullUrlVersion",
+                &[
+                    r#"{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Basic"}}"#,
+                    r#"{"fullUrl":"http://x/fhir/Basic/1/_history/2"}"#,
+                    r#"{"resource":{"resourceType":"Basic"}}"#,
+                    r#"{"fullUrl":5}"#,
+                    r#"{"fullUrl":"x","_fullUrl":{"id":"i"}}"#,
+                ],
+            ),
+        ];
+        let bundles: &[&str] = &[
+            r#"{"resourceType":"Bundle","type":"message","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"MessageHeader"}},{"fullUrl":"urn:uuid:2","resource":{"resourceType":"MeasureReport"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"searchset","total":2,"entry":[{"fullUrl":"http://x/Basic/1","search":{"mode":"match"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"collection","total":2}"#,
+            r#"{"resourceType":"Bundle","total":2,"entry":[{"search":{"mode":"match"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"search":{"mode":"match"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Basic"},"request":{"method":"POST","url":"Basic"}},{"resource":{"resourceType":"Basic"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"transaction","entry":[{"resource":{"resourceType":"Basic"},"request":{"method":"POST","url":"Basic"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"batch-response","entry":[{"response":{"status":"200"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"response":{"status":"200"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Basic"}},{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Basic"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Basic","meta":{"versionId":"1"}}},{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Basic","meta":{"versionId":"2"}}}]}"#,
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"ab","resource":{"resourceType":"Basic","meta":{"versionId":"c"}}},{"fullUrl":"a","resource":{"resourceType":"Basic","meta":{"versionId":"bc"}}}]}"#,
+            r#"{"resourceType":"Bundle","type":"history","entry":[{"fullUrl":"urn:uuid:1","request":{"method":"PUT","url":"Basic/1"},"response":{"status":"200"}},{"fullUrl":"urn:uuid:1","request":{"method":"PUT","url":"Basic/1"},"response":{"status":"200"}}]}"#,
+            r#"{"resourceType":"Bundle","entry":[{"fullUrl":"a"},{"fullUrl":"a"}]}"#,
+            r#"{"resourceType":"Bundle","type":"message","entry":[{"fullUrl":"urn:uuid:2","resource":{"resourceType":"MeasureReport"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"message","entry":[{"request":{"method":"POST","url":"x"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"message"}"#,
+            r#"{"resourceType":"Bundle","type":"document","entry":[{"resource":{"resourceType":"Composition"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"message","_type":{"id":"x"},"entry":[{"resource":{"resourceType":"MessageHeader"}}]}"#,
+            r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":7}]}"#,
         ];
         let mut compared = 0;
         for (text, check) in TABLE {
             let expr = Expr::parse(text).unwrap();
             let name = format!("{check:?}");
-            let (_, instances) = cases.iter().find(|(n, _)| *n == name).unwrap();
+            let name = name.split('(').next().unwrap();
+            let bundle_check = matches!(
+                check,
+                BaseCheck::Total
+                    | BaseCheck::EntrySearch
+                    | BaseCheck::EntryRequired(..)
+                    | BaseCheck::UniqueFullUrl
+                    | BaseCheck::Document
+                    | BaseCheck::MessageFirst
+            );
+            let instances = match bundle_check {
+                true => bundles,
+                false => cases.iter().find(|(n, _)| *n == name).unwrap().1,
+            };
             for j in *instances {
                 let tree = Tree::parse(j.as_bytes()).unwrap();
                 let Some(native) = check.eval(tree.root()) else {
@@ -178,10 +409,11 @@ mod tests {
                 let ctx = EvalContext::new()
                     .with_resource(&value)
                     .with_root_resource(&value);
-                let ty = if j.contains("resourceType") {
-                    "MeasureReport"
-                } else {
-                    "Reference"
+                let ty = match check {
+                    _ if bundle_check => "Bundle",
+                    BaseCheck::EntryContent | BaseCheck::FullUrlVersion => "Bundle.entry",
+                    _ if j.contains("resourceType") => "MeasureReport",
+                    _ => "Reference",
                 };
                 let fp = expr
                     .evaluate_typed(&ctx, &value, ty)
@@ -193,7 +425,7 @@ mod tests {
                 compared += 1;
             }
         }
-        assert!(compared >= 18, "only {compared} comparisons");
+        assert!(compared >= 26 + 150, "only {compared} comparisons");
     }
 
     #[test]
@@ -214,6 +446,21 @@ mod tests {
             BaseCheck::Contained.eval(t(r#"{"_contained":[]}"#).root()),
             None
         );
+        assert_eq!(
+            BaseCheck::EntryContent.eval(t(r#"{"_resource":{"id":"x"}}"#).root()),
+            None
+        );
+        assert_eq!(
+            BaseCheck::FullUrlVersion.eval(t(r#"{"fullUrl":5}"#).root()),
+            None
+        );
+        let typeless = t(r#"{"resourceType":"Bundle","entry":[{"fullUrl":"a"}]}"#);
+        let request = BaseCheck::EntryRequired("request", &["batch"]);
+        assert_eq!(request.eval(typeless.root()), None);
+        let document = t(r#"{"resourceType":"Bundle","type":"document"}"#);
+        assert_eq!(BaseCheck::Document.eval(document.root()), None);
+        let companion = t(r#"{"resourceType":"Bundle","type":"message","_type":{"id":"x"}}"#);
+        assert_eq!(BaseCheck::MessageFirst.eval(companion.root()), None);
     }
 
     #[test]
