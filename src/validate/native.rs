@@ -222,7 +222,7 @@ impl Native {
             Native::StrataSumLe => Some(cache.group(focus)?.sum_le),
             Native::StrataSumEq => Some(cache.group(focus)?.sum_eq),
             Native::PopulationsPaired => {
-                let [n, d, ip] = cache.node(focus)?.pops?.exists;
+                let [n, d, ip] = cache.populations(focus)?;
                 Some((n == d) && (n || ip))
             }
             Native::DistinctCodes(path) => {
@@ -245,7 +245,7 @@ impl Native {
                 })?;
                 Some(all)
             }
-            Native::NonNegative => Some(integer(focus)? >= 0),
+            Native::NonNegative => cache.non_negative(focus),
         }
     }
 }
@@ -263,36 +263,98 @@ const STRATUM_CODES: &[&str] = &["stratum", "value", "coding", "code"];
 /// stratifier once from its strata's summaries ([`StratifierInfo`]).
 #[derive(Default)]
 pub(crate) struct Cache {
-    nodes: FastMap<u32, NodeInfo>,
+    /// Per node id: [`EMPTY`], where `infos` holds the node's [`NodeInfo`], or (with [`COUNT`])
+    /// the value of a count. Ids are dense (positions in the document), so a vector is cheaper
+    /// than a hash table for the few hundred strata and thousand counts of a report.
+    slots: Vec<u32>,
+    infos: Vec<NodeInfo>,
     /// Which population codes a `population.code` holds, by its text as received: a report
     /// repeats the same three codes in every stratum.
     pop_codes: PopCodes,
+    /// [`Codings`] of a stratum's `value` by its text (hash -> text, answer): a report repeats
+    /// the same categories in every group.
+    values: FastMap<u64, (Box<str>, Option<Codings>)>,
     stratifiers: FastMap<u32, StratifierInfo>,
     groups: FastMap<u32, Option<GroupAnswers>>,
 }
 
 impl Cache {
-    /// [`NodeInfo`] of any focus: `None` for an array or null (not handled).
-    fn node(&mut self, v: N<'_>) -> Option<NodeInfo> {
-        match v.is_object() {
-            true => Some(self.node_obj(v)),
-            // A primitive has no children.
-            false => (!v.is_array() && !v.is_null())
-                .then(|| node_info([Some(None); 3], &mut self.pop_codes)),
+    /// Which populations any focus has (`pqom-9`, `pqom-13`): `None` for an array or null, or
+    /// populations of a shape left to FHIRPath.
+    fn populations(&mut self, v: N<'_>) -> Option<[bool; 3]> {
+        if v.is_object() {
+            return self.node_obj(v).pops.map(|p| p.exists);
+        }
+        // A primitive has no children.
+        (!v.is_array() && !v.is_null()).then_some([false; 3])
+    }
+
+    fn node_obj(&mut self, o: N<'_>) -> &NodeInfo {
+        let id = o.id() as usize;
+        match self.slots.get(id) {
+            Some(&slot) if slot < COUNT => &self.infos[slot as usize],
+            _ => {
+                let info = node_info(fields(o, ["value", "component", "population"]), self);
+                let slot = self.infos.len() as u32;
+                if self.infos.capacity() == 0 {
+                    // A PQOM report has a few hundred strata and groups.
+                    self.infos.reserve(512);
+                }
+                self.infos.push(info);
+                *self.slot(id) = slot;
+                &self.infos[slot as usize]
+            }
         }
     }
 
-    fn node_obj(&mut self, o: N<'_>) -> NodeInfo {
-        if self.nodes.capacity() == 0 {
-            // A PQOM report has a few hundred strata: skip the first rounds of growth.
-            self.nodes.reserve(512);
+    /// The slot of node `id`, growing the table to hold it.
+    fn slot(&mut self, id: usize) -> &mut u32 {
+        if id >= self.slots.len() {
+            // Doubling: a report's ids reach the number of its JSON values.
+            let len = (id + 1).max(2 * self.slots.len()).max(1024);
+            self.slots.resize(len, EMPTY);
         }
-        let Cache {
-            nodes, pop_codes, ..
-        } = self;
-        *nodes.entry(o.id()).or_insert_with(|| {
-            node_info(fields(o, ["value", "component", "population"]), pop_codes)
-        })
+        &mut self.slots[id]
+    }
+
+    /// `$this >= 0` on a count (`pqom-11`, `pqom-12`). The walk checks a count before its
+    /// stratum, so the value is remembered for [`Cache::count`].
+    fn non_negative(&mut self, v: N<'_>) -> Option<bool> {
+        let n = integer(v)?;
+        if (0..i64::from(!COUNT)).contains(&n) {
+            *self.slot(v.id() as usize) = COUNT | n as u32;
+        }
+        Some(n >= 0)
+    }
+
+    /// A count as an integer ([`integer`]), remembered or read.
+    fn count(&self, v: N<'_>) -> Option<i64> {
+        match self.slots.get(v.id() as usize) {
+            Some(&slot) if slot != EMPTY && slot & COUNT != 0 => Some(i64::from(slot & !COUNT)),
+            _ => integer(v),
+        }
+    }
+
+    /// [`Codings`] of a node's `value` field, remembered by the value's text.
+    fn value_codings(&mut self, value: Field<'_>) -> Option<Codings> {
+        let v = match value {
+            Some(Some(v)) if v.is_object() => v,
+            _ => return value_codings(value),
+        };
+        let h = v.text_hash();
+        let src = v.source();
+        if let Some((text, c)) = self.values.get(&h)
+            && text.len() == src.len()
+            && **text == *src
+        {
+            return *c;
+        }
+        let c = value_codings(value);
+        // Bounded: a document of endless distinct values is read, not remembered, past this.
+        if self.values.len() < 4096 {
+            self.values.insert(h, (src.into(), c));
+        }
+        c
     }
 
     /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
@@ -364,7 +426,7 @@ impl Cache {
         let strata_ok = stratum
             .and_then(|s| {
                 objs(s, &mut |st| {
-                    let info = self.node_obj(st);
+                    let info = *self.node_obj(st);
                     xor = xor.zip(info.xor).map(|(a, b)| a & b);
                     match info.pops {
                         Some(p) => {
@@ -448,7 +510,7 @@ impl Cache {
         })?;
         let pops = match o {
             Some(o) => self.node_obj(o).pops?,
-            None => pops_of(population?, &mut self.pop_codes)?,
+            None => pops_of(population?, self)?,
         };
         let mut a = GroupAnswers {
             ratio,
@@ -621,11 +683,13 @@ fn distinct_stratum_codes(stratum: N<'_>) -> Option<(usize, usize)> {
     Some((codes.len(), total))
 }
 
+/// [`Cache::slots`] of a node not read yet.
+const EMPTY: u32 = u32::MAX;
+/// [`Cache::slots`]: this bit and a count's value (`0..!COUNT`); below it, an index of `infos`.
+const COUNT: u32 = 1 << 31;
+
 /// [`NodeInfo`] from a node's `value`, `component` and `population` fields.
-fn node_info(
-    [value_field, component, population]: [Field<'_>; 3],
-    pop_codes: &mut PopCodes,
-) -> NodeInfo {
+fn node_info([value_field, component, population]: [Field<'_>; 3], cache: &mut Cache) -> NodeInfo {
     let value = value_field.and_then(|v| match v {
         None => Some(false),
         Some(v) => v.is_object().then_some(true),
@@ -636,9 +700,9 @@ fn node_info(
         Some(v) => v.is_object().then_some(true),
     });
     NodeInfo {
-        pops: population.and_then(|p| pops_of(p, pop_codes)),
+        pops: population.and_then(|p| pops_of(p, cache)),
         xor: value.zip(component).map(|(v, c)| v != c),
-        codings: value_codings(value_field),
+        codings: cache.value_codings(value_field),
     }
 }
 
@@ -831,16 +895,16 @@ struct Pops {
 }
 
 /// [`Pops`] of a node's `population` field.
-fn pops_of(population: Option<N<'_>>, pop_codes: &mut PopCodes) -> Option<Pops> {
+fn pops_of(population: Option<N<'_>>, cache: &mut Cache) -> Option<Pops> {
     let mut p = Pops::default();
     objs(population, &mut |pop| {
         let [code, count] = fields(pop, ["code", "count"]);
         let count = match count? {
             None => None,
-            Some(c) => Some(integer(c)?),
+            Some(c) => Some(cache.count(c)?),
         };
         let has = match code? {
-            Some(c) => pop_codes.get(c)?,
+            Some(c) => cache.pop_codes.get(c)?,
             None => [false; 3],
         };
         for (k, _) in has.iter().enumerate().filter(|(_, h)| **h) {
