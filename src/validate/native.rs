@@ -222,7 +222,7 @@ impl Native {
             Native::StrataSumLe => Some(cache.group(focus)?.sum_le),
             Native::StrataSumEq => Some(cache.group(focus)?.sum_eq),
             Native::PopulationsPaired => {
-                let [n, d, ip] = cache.node(focus)?.pops?.exists;
+                let [n, d, ip] = cache.populations(focus)?;
                 Some((n == d) && (n || ip))
             }
             Native::DistinctCodes(path) => {
@@ -236,17 +236,16 @@ impl Native {
             Native::StratumValueXorComponent => {
                 let mut all = true;
                 let [groups] = fields_of(focus, ["group"])?;
+                // Each stratifier's summary has its strata's answer.
                 objs(groups?, &mut |g| {
                     each(g, "stratifier", &mut |sf| {
-                        each(sf, "stratum", &mut |st| {
-                            all &= cache.node_obj(st).xor?;
-                            Some(())
-                        })
+                        all &= cache.stratifier_obj(sf).xor?;
+                        Some(())
                     })
                 })?;
                 Some(all)
             }
-            Native::NonNegative => Some(integer(focus)? >= 0),
+            Native::NonNegative => cache.non_negative(focus),
         }
     }
 }
@@ -259,39 +258,103 @@ const STRATUM_CODES: &[&str] = &["stratum", "value", "coding", "code"];
 /// `walk::Run`). Every entry is a function of its node's JSON alone, so it does not matter which
 /// check, or which node order, computes it first: the walk asks about strata (`pqom-13`) before
 /// their stratifier (`pqom-3`, `pqom-10`), group (`pqom-1`, `-2`, `-4`, `-5`, `-9`) and report
-/// (`mrp-2`), and each level reuses the level below instead of reading it again.
+/// (`mrp-2`), and each level reuses the level below instead of reading it again. A stratum is read
+/// once ([`NodeInfo`]: its populations, `value`/`component`, and its `value.coding` summary), a
+/// stratifier once from its strata's summaries ([`StratifierInfo`]).
 #[derive(Default)]
 pub(crate) struct Cache {
-    nodes: FastMap<u32, NodeInfo>,
+    /// Per node id: [`EMPTY`], where `infos` holds the node's [`NodeInfo`], or (with [`COUNT`])
+    /// the value of a count. Ids are dense (positions in the document), so a vector is cheaper
+    /// than a hash table for the few hundred strata and thousand counts of a report.
+    slots: Vec<u32>,
+    infos: Vec<NodeInfo>,
     /// Which population codes a `population.code` holds, by its text as received: a report
     /// repeats the same three codes in every stratum.
     pop_codes: PopCodes,
+    /// [`Codings`] of a stratum's `value` by its text (hash -> text, answer): a report repeats
+    /// the same categories in every group.
+    values: FastMap<u64, (Box<str>, Option<Codings>)>,
     stratifiers: FastMap<u32, StratifierInfo>,
     groups: FastMap<u32, Option<GroupAnswers>>,
 }
 
 impl Cache {
-    /// [`NodeInfo`] of any focus: `None` for an array or null (not handled).
-    fn node(&mut self, v: N<'_>) -> Option<NodeInfo> {
-        match v.is_object() {
-            true => Some(self.node_obj(v)),
-            // A primitive has no children.
-            false => (!v.is_array() && !v.is_null())
-                .then(|| node_info([Some(None); 3], &mut self.pop_codes)),
+    /// Which populations any focus has (`pqom-9`, `pqom-13`): `None` for an array or null, or
+    /// populations of a shape left to FHIRPath.
+    fn populations(&mut self, v: N<'_>) -> Option<[bool; 3]> {
+        if v.is_object() {
+            return self.node_obj(v).pops.map(|p| p.exists);
+        }
+        // A primitive has no children.
+        (!v.is_array() && !v.is_null()).then_some([false; 3])
+    }
+
+    fn node_obj(&mut self, o: N<'_>) -> &NodeInfo {
+        let id = o.id() as usize;
+        match self.slots.get(id) {
+            Some(&slot) if slot < COUNT => &self.infos[slot as usize],
+            _ => {
+                let info = node_info(fields(o, ["value", "component", "population"]), self);
+                let slot = self.infos.len() as u32;
+                if self.infos.capacity() == 0 {
+                    // A PQOM report has a few hundred strata and groups.
+                    self.infos.reserve(512);
+                }
+                self.infos.push(info);
+                *self.slot(id) = slot;
+                &self.infos[slot as usize]
+            }
         }
     }
 
-    fn node_obj(&mut self, o: N<'_>) -> NodeInfo {
-        if self.nodes.capacity() == 0 {
-            // A PQOM report has a few hundred strata: skip the first rounds of growth.
-            self.nodes.reserve(256);
+    /// The slot of node `id`, growing the table to hold it.
+    fn slot(&mut self, id: usize) -> &mut u32 {
+        if id >= self.slots.len() {
+            // Doubling: a report's ids reach the number of its JSON values.
+            let len = (id + 1).max(2 * self.slots.len()).max(1024);
+            self.slots.resize(len, EMPTY);
         }
-        let Cache {
-            nodes, pop_codes, ..
-        } = self;
-        *nodes.entry(o.id()).or_insert_with(|| {
-            node_info(fields(o, ["value", "component", "population"]), pop_codes)
-        })
+        &mut self.slots[id]
+    }
+
+    /// `$this >= 0` on a count (`pqom-11`, `pqom-12`). The walk checks a count before its
+    /// stratum, so the value is remembered for [`Cache::count`].
+    fn non_negative(&mut self, v: N<'_>) -> Option<bool> {
+        let n = integer(v)?;
+        if (0..i64::from(!COUNT)).contains(&n) {
+            *self.slot(v.id() as usize) = COUNT | n as u32;
+        }
+        Some(n >= 0)
+    }
+
+    /// A count as an integer ([`integer`]), remembered or read.
+    fn count(&self, v: N<'_>) -> Option<i64> {
+        match self.slots.get(v.id() as usize) {
+            Some(&slot) if slot != EMPTY && slot & COUNT != 0 => Some(i64::from(slot & !COUNT)),
+            _ => integer(v),
+        }
+    }
+
+    /// [`Codings`] of a node's `value` field, remembered by the value's text.
+    fn value_codings(&mut self, value: Field<'_>) -> Option<Codings> {
+        let v = match value {
+            Some(Some(v)) if v.is_object() => v,
+            _ => return value_codings(value),
+        };
+        let h = v.text_hash();
+        let src = v.source();
+        if let Some((text, c)) = self.values.get(&h)
+            && text.len() == src.len()
+            && **text == *src
+        {
+            return *c;
+        }
+        let c = value_codings(value);
+        // Bounded: a document of endless distinct values is read, not remembered, past this.
+        if self.values.len() < 4096 {
+            self.values.insert(h, (src.into(), c));
+        }
+        c
     }
 
     /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
@@ -330,14 +393,16 @@ impl Cache {
         }
     }
 
-    /// One pass over a stratifier's strata for `pqom-3` and `pqom-10` and what its group's checks
-    /// need (the strata's populations come from [`Cache::node_obj`], shared with `pqom-13`).
+    /// One pass over a stratifier's strata for `pqom-3`, `pqom-10`, `mrp-2` and what its group's
+    /// checks need, from the strata's [`NodeInfo`] (shared with `pqom-13`): the strata's JSON is
+    /// not read again, except for the codes of strata with several or long codes (`pqom-10`).
     /// `o` is the stratifier when it is an object; `absent` stands for a primitive focus.
     fn stratifier_info<'t>(&mut self, absent: [Field<'t>; 2], o: Option<N<'t>>) -> StratifierInfo {
         let mut out = StratifierInfo {
             systems: None,
             distinct: None,
             sums: None,
+            xor: None,
         };
         let [code, stratum] = match o {
             Some(o) => fields(o, ["code", "stratum"]),
@@ -347,16 +412,22 @@ impl Cache {
         let codes_ok = code
             .and_then(|c| codes_in(c, STRAT, &mut |k| strat.push(k)))
             .is_some();
-        // `[system, code]` of every `stratum.value.coding`, each `None` where not handled.
-        let mut codings: SmallVec<[[Option<Option<&str>>; 2]; 32]> = SmallVec::new();
+        let mut keys: SmallVec<[CodeKey; 32]> = SmallVec::new();
+        // Some stratum has codes that are not one short key: read them again, as text.
+        let mut reread = false;
+        let mut codes_handled = true;
+        let mut systems_all = ALL_SYSTEMS;
+        let mut systems_handled = true;
         let mut values_ok = true;
         let mut pops_ok = true;
         let mut num_le_den = true;
+        let mut xor = Some(true);
         let mut sum = [0i64; 3];
         let strata_ok = stratum
             .and_then(|s| {
                 objs(s, &mut |st| {
-                    let info = self.node_obj(st);
+                    let info = *self.node_obj(st);
+                    xor = xor.zip(info.xor).map(|(a, b)| a & b);
                     match info.pops {
                         Some(p) => {
                             num_le_den &= num_le_den_holds(&p);
@@ -369,43 +440,51 @@ impl Cache {
                         }
                         None => pops_ok = false,
                     }
-                    let [value] = fields(st, ["value"]);
-                    values_ok &= value
-                        .and_then(|v| {
-                            objs(v, &mut |v| {
-                                let [coding] = fields(v, ["coding"]);
-                                objs(coding?, &mut |cd| {
-                                    codings.push(coding_fields(cd));
-                                    Some(())
-                                })
-                            })
-                        })
-                        .is_some();
+                    match info.codings {
+                        Some(c) => {
+                            match c.systems {
+                                Some(m) => systems_all &= m,
+                                None => systems_handled = false,
+                            }
+                            match c.codes {
+                                Some(Codes::Zero) => {}
+                                Some(Codes::One(k)) => keys.push(k),
+                                Some(Codes::Other) => reread = true,
+                                None => codes_handled = false,
+                            }
+                        }
+                        None => values_ok = false,
+                    }
                     Some(())
                 })
             })
             .is_some();
-        if !(strata_ok && values_ok) {
+        if !strata_ok {
             return out;
         }
-        if codings.iter().all(|[_, k]| k.is_some()) {
-            let mut codes: SmallVec<[&str; 32]> =
-                codings.iter().filter_map(|[_, k]| k.flatten()).collect();
-            let total = codes.len();
-            codes.sort_unstable();
-            codes.dedup();
-            out.distinct = Some((codes.len(), total));
+        out.xor = xor;
+        if !values_ok {
+            return out;
         }
-        if codes_ok && codings.iter().all(|[s, _]| s.is_some()) {
-            let required: SmallVec<[&str; 2]> = STRATUM_SYSTEMS
+        if codes_handled {
+            out.distinct = if reread {
+                stratum.flatten().and_then(distinct_stratum_codes)
+            } else {
+                let total = keys.len();
+                keys.sort_unstable();
+                keys.dedup();
+                Some((keys.len(), total))
+            };
+        }
+        if codes_ok && systems_handled {
+            let required = STRATUM_SYSTEMS
                 .iter()
-                .filter(|(k, _)| strat.contains(k))
-                .map(|&(_, s)| s)
-                .collect();
-            out.systems = Some(codings.iter().all(|[s, _]| {
-                let s = s.flatten();
-                required.iter().all(|r| s == Some(*r))
-            }));
+                .enumerate()
+                .filter(|(_, (k, _))| strat.contains(k))
+                .fold(0u16, |m, (i, _)| m | 1 << i);
+            // Every coding has each required system: only possible for one required system, or
+            // with no codings at all (then every bit is set).
+            out.systems = Some(required & !systems_all == 0);
         }
         if let (true, true, Some((distinct, _))) = (codes_ok, pops_ok, out.distinct) {
             out.sums = Some(StratifierSums {
@@ -431,7 +510,7 @@ impl Cache {
         })?;
         let pops = match o {
             Some(o) => self.node_obj(o).pops?,
-            None => pops_of(population?, &mut self.pop_codes)?,
+            None => pops_of(population?, self)?,
         };
         let mut a = GroupAnswers {
             ratio,
@@ -478,6 +557,8 @@ struct StratifierInfo {
     distinct: Option<(usize, usize)>,
     /// What the group's checks read; `None` when any of it is left to FHIRPath.
     sums: Option<StratifierSums>,
+    /// `value.exists() xor component.exists()` in every stratum (`mrp-2`).
+    xor: Option<bool>,
 }
 
 #[derive(Clone, Copy)]
@@ -498,13 +579,117 @@ struct NodeInfo {
     pops: Option<Pops>,
     /// `value.exists() xor component.exists()` (`mrp-2` on a stratum).
     xor: Option<bool>,
+    /// `value.coding` (`pqom-3`, `pqom-10` on the stratifier); `None` when `value` or
+    /// `value.coding` has a shape left to FHIRPath.
+    codings: Option<Codings>,
 }
 
+/// What a stratifier's checks need of one stratum's `value.coding`.
+#[derive(Clone, Copy)]
+struct Codings {
+    /// Bit `i` set: every coding's system is `STRATUM_SYSTEMS[i]`'s (all bits without codings);
+    /// `None` when a system is not a plain string.
+    systems: Option<u16>,
+    /// The codes; `None` when a code is not a plain string.
+    codes: Option<Codes>,
+}
+
+/// Every bit of [`Codings::systems`].
+const ALL_SYSTEMS: u16 = (1 << STRATUM_SYSTEMS.len()) - 1;
+
+/// The codes of a stratum's `value.coding`: a stratum has one, short, which a key holds exactly.
+#[derive(Clone, Copy)]
+enum Codes {
+    Zero,
+    One(CodeKey),
+    /// Several codes, or a code too long for a key: the stratifier reads their text.
+    Other,
+}
+
+/// A code of at most 15 bytes, exactly: its bytes and its length in the last byte, so that two
+/// keys are equal exactly when the codes are.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct CodeKey([u64; 2]);
+
+impl CodeKey {
+    fn new(code: &str) -> Option<CodeKey> {
+        let b = code.as_bytes();
+        if b.len() > 15 {
+            return None;
+        }
+        let mut k = [0u8; 16];
+        for (i, &c) in b.iter().enumerate() {
+            k[i] = c;
+        }
+        k[15] = b.len() as u8;
+        let w = |i: usize| u64::from_le_bytes(k[i..i + 8].try_into().expect("8 bytes"));
+        Some(CodeKey([w(0), w(8)]))
+    }
+}
+
+/// The bit of `system` in [`Codings::systems`] (none for an absent or other system).
+fn system_bit(system: Option<&str>) -> u16 {
+    let Some(s) = system else { return 0 };
+    STRATUM_SYSTEMS
+        .iter()
+        .position(|(_, x)| x.len() == s.len() && *x == s)
+        .map_or(0, |i| 1 << i)
+}
+
+/// [`Codings`] of a node's `value` field: `stratum.value.coding` as the stratifier's checks read
+/// it, `None` when not handled.
+fn value_codings(value: Field<'_>) -> Option<Codings> {
+    let mut c = Codings {
+        systems: Some(ALL_SYSTEMS),
+        codes: Some(Codes::Zero),
+    };
+    objs(value?, &mut |v| {
+        let [coding] = fields(v, ["coding"]);
+        objs(coding?, &mut |cd| {
+            let [s, k] = coding_fields(cd);
+            c.systems = c.systems.zip(s).map(|(m, s)| m & system_bit(s));
+            c.codes = match (c.codes, k) {
+                (Some(codes), Some(k)) => Some(match (codes, k) {
+                    (codes, None) => codes,
+                    (Codes::Zero, Some(k)) => CodeKey::new(k).map_or(Codes::Other, Codes::One),
+                    _ => Codes::Other,
+                }),
+                _ => None,
+            };
+            Some(())
+        })
+    })?;
+    Some(c)
+}
+
+/// `stratum.value.coding.code` of a stratifier, by text: (distinct, total).
+fn distinct_stratum_codes(stratum: N<'_>) -> Option<(usize, usize)> {
+    let mut codes: SmallVec<[&str; 32]> = SmallVec::new();
+    objs(Some(stratum), &mut |st| {
+        let [value] = fields(st, ["value"]);
+        objs(value?, &mut |v| {
+            let [coding] = fields(v, ["coding"]);
+            objs(coding?, &mut |cd| {
+                if let Some(k) = coding_fields(cd)[1]? {
+                    codes.push(k);
+                }
+                Some(())
+            })
+        })
+    })?;
+    let total = codes.len();
+    codes.sort_unstable();
+    codes.dedup();
+    Some((codes.len(), total))
+}
+
+/// [`Cache::slots`] of a node not read yet.
+const EMPTY: u32 = u32::MAX;
+/// [`Cache::slots`]: this bit and a count's value (`0..!COUNT`); below it, an index of `infos`.
+const COUNT: u32 = 1 << 31;
+
 /// [`NodeInfo`] from a node's `value`, `component` and `population` fields.
-fn node_info(
-    [value_field, component, population]: [Field<'_>; 3],
-    pop_codes: &mut PopCodes,
-) -> NodeInfo {
+fn node_info([value_field, component, population]: [Field<'_>; 3], cache: &mut Cache) -> NodeInfo {
     let value = value_field.and_then(|v| match v {
         None => Some(false),
         Some(v) => v.is_object().then_some(true),
@@ -515,8 +700,9 @@ fn node_info(
         Some(v) => v.is_object().then_some(true),
     });
     NodeInfo {
-        pops: population.and_then(|p| pops_of(p, pop_codes)),
+        pops: population.and_then(|p| pops_of(p, cache)),
         xor: value.zip(component).map(|(v, c)| v != c),
+        codings: cache.value_codings(value_field),
     }
 }
 
@@ -528,37 +714,51 @@ pub(crate) type Field<'t> = Option<Option<N<'t>>>;
 /// The fields `names` of `o` in one pass over its keys (one pass that picks out all wanted
 /// fields beats a scan per field, and a scan must see every key anyway). Each name is
 /// judged on its own: an odd key spoils only the fields it could be confused with.
+#[inline(always)]
 pub(crate) fn fields<'t, const K: usize>(o: N<'t>, names: [&str; K]) -> [Field<'t>; K] {
     let mut out: [Field<'t>; K] = [Some(None); K];
     for (k, v) in o.members() {
         let k = k.as_bytes();
-        let (under, rest) = match k {
-            [b'_', rest @ ..] => (true, rest),
-            _ => (false, k),
-        };
-        let Some(&c0) = rest.first() else {
-            continue;
-        };
         for (slot, name) in out.iter_mut().zip(names) {
             let name = name.as_bytes();
-            // Most keys are none of the names: the first byte tells.
-            if name.first() != Some(&c0) {
-                continue;
-            }
-            if !under && k.len() == name.len() {
-                if k == name {
+            // Lengths first: most keys are none of the names, and a key that is not the name
+            // but starts with it is longer.
+            if k.len() == name.len() {
+                if same(k, name) {
                     *slot = match *slot {
                         Some(None) => Some(Some(v)),
                         _ => None,
                     };
                 }
-            } else if rest.starts_with(name) {
-                // `_name`, `nameX` or `_nameX`.
-                *slot = None;
+            } else if k.len() > name.len() {
+                // `_name`, `nameX` or `_nameX` (no name starts with `_`).
+                let at = usize::from(k[0] == b'_');
+                if same(&k[at..at + name.len()], name) {
+                    *slot = None;
+                }
             }
         }
     }
     out
+}
+
+/// `a == b` for slices of equal length, without a `memcmp` call for names and codes of up to 16
+/// bytes: two overlapping words cover them.
+#[inline(always)]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let w8 = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
+    let w4 = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
+    match n {
+        0 => true,
+        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
+        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
+        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
+        _ => a == b,
+    }
 }
 
 /// [`fields`] of any focus: a primitive has no children (all absent); an array or null is not
@@ -630,17 +830,25 @@ fn codes_in<'t>(code: Option<N<'t>>, system: &str, f: &mut impl FnMut(&'t str)) 
 }
 
 /// A JSON number the evaluator reads as an Integer (no fraction or exponent, fits in i64).
+#[inline]
 fn integer(v: N<'_>) -> Option<i64> {
     let text = v.raw_number()?;
-    // Plain short integers (every count) without the general parser; 18 digits cannot overflow.
-    let (neg, digits) = match text.as_bytes() {
+    // Plain short integers (every count) in one loop; 18 digits cannot overflow.
+    let b = text.as_bytes();
+    let (neg, digits) = match b {
         [b'-', rest @ ..] => (true, rest),
-        b => (false, b),
+        _ => (false, b),
     };
-    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
-        let n = digits
-            .iter()
-            .fold(0i64, |n, d| n * 10 + i64::from(d - b'0'));
+    if (1..=18).contains(&digits.len()) {
+        let mut n = 0i64;
+        for &d in digits {
+            let d = d.wrapping_sub(b'0');
+            if d > 9 {
+                // A fraction or an exponent (the tree holds only JSON numbers).
+                return None;
+            }
+            n = n * 10 + i64::from(d);
+        }
         return Some(if neg { -n } else { n });
     }
     if text.contains(['.', 'e', 'E']) {
@@ -687,16 +895,16 @@ struct Pops {
 }
 
 /// [`Pops`] of a node's `population` field.
-fn pops_of(population: Option<N<'_>>, pop_codes: &mut PopCodes) -> Option<Pops> {
+fn pops_of(population: Option<N<'_>>, cache: &mut Cache) -> Option<Pops> {
     let mut p = Pops::default();
     objs(population, &mut |pop| {
         let [code, count] = fields(pop, ["code", "count"]);
         let count = match count? {
             None => None,
-            Some(c) => Some(integer(c)?),
+            Some(c) => Some(cache.count(c)?),
         };
         let has = match code? {
-            Some(c) => pop_codes.get(c)?,
+            Some(c) => cache.pop_codes.get(c)?,
             None => [false; 3],
         };
         for (k, _) in has.iter().enumerate().filter(|(_, h)| **h) {
@@ -711,23 +919,28 @@ fn pops_of(population: Option<N<'_>>, pop_codes: &mut PopCodes) -> Option<Pops> 
     Some(p)
 }
 
-/// [`PopCodes::get`]'s table: text hash -> (text, answer).
+/// [`PopCodes::get`]'s table: the texts seen, with their answers. A report repeats three texts;
+/// a few more entries cover other spellings, and texts beyond them are read every time.
 #[derive(Default)]
-struct PopCodes(FastMap<u64, PopCode>);
+struct PopCodes(Vec<PopCode>);
 
 /// A code's text and which populations it names (`None`: a shape left to FHIRPath).
 type PopCode = (Box<str>, Option<[bool; 3]>);
 
+/// How many texts [`PopCodes`] remembers: each lookup may compare with all of them.
+const POP_CODES_KEPT: usize = 8;
+
 impl PopCodes {
     /// Which of numerator, denominator and initial-population a `code` holds
     /// (`code.coding.exists(system = MP and code = C)`), `None` for shapes left to FHIRPath.
-    /// Remembered by the code's text: the same text reads the same.
+    /// Remembered by the code's text: the same text reads the same. The three texts differ in
+    /// length, so the length picks the one text to compare.
     fn get(&mut self, code: N<'_>) -> Option<[bool; 3]> {
-        let h = code.text_hash();
-        if let Some((text, has)) = self.0.get(&h)
-            && **text == *code.source()
-        {
-            return *has;
+        let src = code.source();
+        for (text, has) in &self.0 {
+            if text.len() == src.len() && **text == *src {
+                return *has;
+            }
         }
         let mut has = [false; 3];
         let answer = codes_in(Some(code), MP, &mut |k| {
@@ -736,7 +949,9 @@ impl PopCodes {
             }
         })
         .map(|()| has);
-        self.0.insert(h, (code.source().into(), answer));
+        if self.0.len() < POP_CODES_KEPT {
+            self.0.push((src.into(), answer));
+        }
         answer
     }
 }

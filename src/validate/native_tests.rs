@@ -214,7 +214,80 @@ fn mutations() -> Vec<Mutation> {
                 g.remove("stratifier");
             },
         ),
+        ("population code coding without a system", |r| {
+            let c = r["group"][1]["stratifier"][0]["stratum"][3]["population"][0]["code"]["coding"]
+                [0]
+            .as_object_mut()
+            .unwrap();
+            c.remove("system");
+        }),
+        ("population code with a display", |r| {
+            r["group"][2]["stratifier"][1]["stratum"][4]["population"][1]["code"]["coding"][0]["display"] =
+                json!("Denominator");
+        }),
+        (
+            "population codes in more spellings than are remembered",
+            |r| {
+                // Each text differs, so that the table of texts fills and later texts are read anew.
+                for (k, st) in r["group"][3]["stratifier"][0]["stratum"]
+                    .as_array_mut()
+                    .unwrap()
+                    .iter_mut()
+                    .enumerate()
+                {
+                    st["population"][0]["code"]["coding"][0]["display"] = json!(format!("n{k}"));
+                    if k % 3 == 0 {
+                        st["population"][1]["code"]["coding"][0]["code"] = json!("numerator");
+                    }
+                }
+            },
+        ),
+        ("stratum code longer than a key", |r| {
+            r["group"][5]["stratifier"][1]["stratum"][2]["value"]["coding"][0]["code"] =
+                json!("a-code-of-more-than-fifteen-bytes");
+            let s = &mut r["group"][6]["stratifier"][1]["stratum"];
+            s[0]["value"]["coding"][0]["code"] = json!("another-long-code-0123456789");
+            s[1]["value"]["coding"][0]["code"] = json!("another-long-code-0123456789");
+        }),
+        (
+            "stratum codes that differ in the last of fifteen bytes",
+            |r| {
+                let s = &mut r["group"][7]["stratifier"][1]["stratum"];
+                s[0]["value"]["coding"][0]["code"] = json!("fifteen-bytes-a");
+                s[1]["value"]["coding"][0]["code"] = json!("fifteen-bytes-b");
+                s[2]["value"]["coding"][0]["code"] = json!("fifteen-bytes-");
+            },
+        ),
+        ("stratum value with two codings in its system", |r| {
+            let s = &mut r["group"][8]["stratifier"][0]["stratum"];
+            let other = s[2]["value"]["coding"][0]["code"].clone();
+            let c = s[1]["value"]["coding"].as_array_mut().unwrap();
+            let mut second = c[0].clone();
+            second["code"] = other;
+            c.push(second);
+        }),
+        (
+            "stratum value repeated in another stratum of the same stratifier",
+            |r| {
+                let s = &mut r["group"][9]["stratifier"][0]["stratum"];
+                let v = s[0]["value"].clone();
+                s[5]["value"] = v;
+            },
+        ),
+        ("stratum value coding without a code", |r| {
+            let c = r["group"][10]["stratifier"][0]["stratum"][1]["value"]["coding"][0]
+                .as_object_mut()
+                .unwrap();
+            c.remove("code");
+        }),
         // Shapes the native checks leave to FHIRPath.
+        ("count with a fraction", |r| {
+            r["group"][11]["stratifier"][0]["stratum"][8]["population"][1]["count"] = json!(1.0);
+            r["group"][11]["population"][0]["count"] = json!(2.0);
+        }),
+        ("value companion on a stratum", |r| {
+            r["group"][0]["stratifier"][1]["stratum"][2]["_value"] = json!({ "id": "v" });
+        }),
         ("count companions", |r| {
             r["group"][9]["population"][0]["_count"] = json!({ "id": "c" });
             r["group"][9]["stratifier"][1]["stratum"][1]["population"][1]["_count"] =
