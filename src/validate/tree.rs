@@ -31,28 +31,33 @@ pub(crate) enum Kind {
 }
 
 /// Where a node's key or text is: a range of the input, or (for strings with escapes) of the
-/// tree's arena of decoded strings.
+/// tree's arena of decoded strings. One word (start in the low half, length in the high half,
+/// whose top bit says "in the arena"), so that the parser carries a key in one register and
+/// stores it with one instruction.
 #[derive(Clone, Copy, Default)]
-struct Text {
-    start: u32,
-    /// Length; the top bit says "in the arena".
-    len: u32,
-}
+struct Text(u64);
 
-const ARENA: u32 = 1 << 31;
+const ARENA: u64 = 1 << 63;
 
 impl Text {
+    #[inline(always)]
     fn input(start: usize, len: usize) -> Self {
-        Text {
-            start: start as u32,
-            len: len as u32,
-        }
+        Text(u64::from(start as u32) | u64::from(len as u32) << 32)
     }
     fn arena(start: usize, len: usize) -> Self {
-        Text {
-            start: start as u32,
-            len: len as u32 | ARENA,
-        }
+        Text(Self::input(start, len).0 | ARENA)
+    }
+    #[inline(always)]
+    fn start(self) -> usize {
+        self.0 as u32 as usize
+    }
+    #[inline(always)]
+    fn len(self) -> usize {
+        ((self.0 & !ARENA) >> 32) as usize
+    }
+    #[inline(always)]
+    fn in_arena(self) -> bool {
+        self.0 & ARENA != 0
     }
 }
 
@@ -133,6 +138,68 @@ fn special(w: u64) -> u64 {
         | (w.wrapping_sub(LO * 0x20) & !w & HI)
 }
 
+/// One bit per byte of `c` (bit k for `c[k]`) that is `"`, `\` or a control character: sixteen
+/// bytes in about ten instructions, where most strings (keys, codes, most URLs) end within the
+/// first sixteen. SSE2 is part of the x86_64 baseline, so no runtime detection is needed.
+#[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+#[inline(always)]
+fn special16(c: &[u8; 16]) -> u32 {
+    use std::arch::x86_64::{
+        _mm_cmpeq_epi8, _mm_loadu_si128, _mm_min_epu8, _mm_movemask_epi8, _mm_or_si128,
+        _mm_set1_epi8,
+    };
+    // SAFETY: the load reads exactly the 16 bytes `c` refers to and `_mm_loadu_si128` needs no
+    // alignment; the other intrinsics only need SSE2, which the `cfg` above says this build has.
+    unsafe {
+        let x = _mm_loadu_si128(c.as_ptr().cast());
+        let quote = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'"' as i8));
+        let backslash = _mm_cmpeq_epi8(x, _mm_set1_epi8(b'\\' as i8));
+        // `x <= 0x1f` per unsigned byte: the minimum with 0x1f is `x` itself.
+        let control = _mm_cmpeq_epi8(_mm_min_epu8(x, _mm_set1_epi8(0x1f)), x);
+        _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control)) as u32
+    }
+}
+
+/// Whether `c` ends a plain run of string content.
+#[inline(always)]
+fn is_special(c: u8) -> bool {
+    c == b'"' || c == b'\\' || c < 0x20
+}
+
+/// The index of the first `"`, `\` or control character at or after `i`, or `b.len()`.
+#[inline(always)]
+fn scan(b: &[u8], #[allow(unused_mut)] mut i: usize) -> usize {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    while i + 16 <= b.len() {
+        let m = special16(b[i..i + 16].try_into().expect("16 bytes"));
+        if m != 0 {
+            return i + m.trailing_zeros() as usize;
+        }
+        i += 16;
+    }
+    scan_words(b, i)
+}
+
+/// [`scan`] eight bytes at a time: on other targets, and for the last few bytes of the input on
+/// x86_64 (out of line there, so that the parse loop does not hold its constants).
+#[inline(never)]
+fn scan_words(b: &[u8], mut i: usize) -> usize {
+    while i + 8 <= b.len() {
+        let m = special(u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes")));
+        if m != 0 {
+            return i + (m.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&c) = b.get(i) {
+        if is_special(c) {
+            return i;
+        }
+        i += 1;
+    }
+    i
+}
+
 impl<'j> Tree<'j> {
     /// Parse a JSON document.
     pub fn parse(input: &'j [u8]) -> Result<Tree<'j>, ParseError> {
@@ -143,23 +210,14 @@ impl<'j> Tree<'j> {
                 "the bytes are not valid UTF-8".into(),
             )
         })?;
-        let mut p = Parser {
-            b: input,
-            pos: 0,
-            depth: 0,
-            tree: Tree {
-                input: text,
-                arena: String::new(),
-                nodes: Vec::with_capacity(input.len() / 16 + 16),
-            },
-        };
-        p.ws();
-        p.value(Text::default()).map_err(|e| *e)?;
-        p.ws();
-        if p.pos != input.len() {
-            return Err(*p.err("unexpected characters after the JSON value"));
-        }
-        Ok(p.tree)
+        let mut arena = String::new();
+        let mut nodes = Vec::with_capacity(input.len() / 16 + 16);
+        parse_into(input, text, &mut arena, &mut nodes).map_err(|e| *e)?;
+        Ok(Tree {
+            input: text,
+            arena,
+            nodes,
+        })
     }
 
     /// Number of JSON values in the document.
@@ -174,8 +232,8 @@ impl<'j> Tree<'j> {
 
     #[inline(always)]
     fn text(&self, t: Text) -> &str {
-        let (s, len) = (t.start as usize, (t.len & !ARENA) as usize);
-        if t.len & ARENA != 0 {
+        let (s, len) = (t.start(), t.len());
+        if t.in_arena() {
             &self.arena[s..s + len]
         } else {
             &self.input[s..s + len]
@@ -202,309 +260,363 @@ fn error_at(input: &[u8], pos: usize, message: String) -> ParseError {
 /// Errors are boxed so that the parser's results stay small on the happy path.
 type PResult<T> = Result<T, Box<ParseError>>;
 
-struct Parser<'j> {
-    b: &'j [u8],
-    pos: usize,
-    depth: u32,
-    tree: Tree<'j>,
+#[cold]
+#[inline(never)]
+fn fail(b: &[u8], pos: usize, message: &str) -> Box<ParseError> {
+    Box::new(error_at(b, pos, message.to_owned()))
 }
 
-impl Parser<'_> {
-    #[cold]
-    fn err(&self, message: &str) -> Box<ParseError> {
-        Box::new(error_at(self.b, self.pos, message.to_owned()))
-    }
+/// The byte at `i`, or 0 past the end: 0 is a control character, which nothing outside a
+/// string accepts, so the end of the input needs no test of its own on the happy path.
+#[inline(always)]
+fn at(b: &[u8], i: usize) -> u8 {
+    b.get(i).copied().unwrap_or(0)
+}
 
-    #[inline(always)]
-    fn peek(&self) -> Option<u8> {
-        self.b.get(self.pos).copied()
-    }
+/// `i` moved past any whitespace, and the byte there (see [`at`]): the parse loop carries
+/// that byte, so that it is read once.
+#[inline(always)]
+fn ws(b: &[u8], i: usize) -> (usize, u8) {
+    let c = at(b, i);
+    // Compact JSON has none: one comparison in the common case.
+    if c > b' ' { (i, c) } else { skip_ws(b, i) }
+}
 
-    #[inline(always)]
-    fn ws(&mut self) {
-        while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
-            self.pos += 1;
-        }
+#[inline(never)]
+fn skip_ws(b: &[u8], mut i: usize) -> (usize, u8) {
+    while let Some(b' ' | b'\n' | b'\r' | b'\t') = b.get(i) {
+        i += 1;
     }
+    (i, at(b, i))
+}
 
-    /// Parse the value at `pos`; returns its node index.
-    fn value(&mut self, key: Text) -> PResult<usize> {
-        let i = self.tree.nodes.len();
-        let start = self.pos;
-        self.tree.nodes.push(Node {
-            key,
-            text: Text::default(),
-            kind: Kind::Null,
-            len: 0,
-            end: 0,
-            span: (0, 0),
-        });
-        let (kind, text, len) = match self.peek() {
-            Some(b'{') => (Kind::Object, Text::default(), self.object()?),
-            Some(b'[') => (Kind::Array, Text::default(), self.array()?),
-            Some(b'"') => (Kind::String, self.string()?, 0),
-            Some(b'-' | b'0'..=b'9') => (Kind::Number, self.number()?, 0),
-            Some(b't') => {
-                self.literal(b"true")?;
-                (Kind::True, Text::default(), 0)
-            }
-            Some(b'f') => {
-                self.literal(b"false")?;
-                (Kind::False, Text::default(), 0)
-            }
-            Some(b'n') => {
-                self.literal(b"null")?;
-                (Kind::Null, Text::default(), 0)
-            }
-            Some(_) => {
-                return Err(self.err(
-                    "expected a value (an object, array, string, number, true, false or null)",
+/// An object or array being parsed: its node, how many members it has so far, its closing
+/// bracket (0 for the pseudo-container around the root).
+#[derive(Clone, Copy)]
+struct Open {
+    node: u32,
+    len: u32,
+    close: u32,
+}
+
+/// The document in `b` (`input` is the same bytes as text) into `nodes` and `arena`.
+///
+/// One loop over values instead of recursion: a leaf's node is pushed once, complete; a
+/// container's node is pushed at its opening bracket and completed (members, end, span) at its
+/// closing one. The containers still open are a stack, the innermost in `cur`.
+fn parse_into(b: &[u8], input: &str, arena: &mut String, nodes: &mut Vec<Node>) -> PResult<()> {
+    // The root sits in a pseudo-container with no closing bracket (`close` 0): the parse ends
+    // after its one value.
+    let mut cur = Open {
+        node: 0,
+        len: 0,
+        close: 0,
+    };
+    // The containers around `cur`, innermost last: an array, so that the depth limit is also
+    // the bounds check.
+    let mut open = [cur; MAX_DEPTH as usize];
+    let mut depth = 0;
+    let (mut i, mut c) = ws(b, 0);
+    'value: loop {
+        // A member of `cur` starts at `i`; `c` is the byte there.
+        cur.len += 1;
+        let key = if cur.close == u32::from(b'}') {
+            let k;
+            (k, i, c) = member_name(b, i, c, input, arena)?;
+            k
+        } else {
+            Text::default()
+        };
+        let start = i;
+        // Most frequent first; `| 0x20` folds `[` onto `{` (and no other byte).
+        if c == b'"' {
+            let (text, j) = string(b, i, input, arena)?;
+            i = j;
+            leaf(nodes, key, text, Kind::String, start, i);
+        } else if c | 0x20 == b'{' {
+            if depth >= MAX_DEPTH as usize {
+                return Err(fail(
+                    b,
+                    i,
+                    &format!("the JSON nests deeper than {MAX_DEPTH} levels"),
                 ));
             }
-            None => return Err(self.err("the JSON ends where a value was expected")),
-        };
-        let end = self.tree.nodes.len() as u32;
-        let n = &mut self.tree.nodes[i];
-        n.kind = kind;
-        n.text = text;
-        n.len = len;
-        n.end = end;
-        n.span = (start as u32, self.pos as u32);
-        Ok(i)
-    }
-
-    #[inline]
-    fn enter(&mut self) -> PResult<()> {
-        self.depth += 1;
-        if self.depth > MAX_DEPTH {
-            return Err(self.err(&format!("the JSON nests deeper than {MAX_DEPTH} levels")));
-        }
-        self.pos += 1;
-        self.ws();
-        Ok(())
-    }
-
-    fn object(&mut self) -> PResult<u32> {
-        self.members(b'}', "expected ',' or '}' after a property value", |p| {
-            if p.peek() != Some(b'"') {
-                return Err(p.err("expected a property name in double quotes"));
+            let node = nodes.len() as u32;
+            nodes.push(Node {
+                key,
+                text: Text::default(),
+                kind: if c == b'{' { Kind::Object } else { Kind::Array },
+                len: 0,
+                end: 0,
+                span: (i as u32, 0),
+            });
+            open[depth] = cur;
+            depth += 1;
+            // `{` + 2 is `}`, `[` + 2 is `]`.
+            cur = Open {
+                node,
+                len: 0,
+                close: u32::from(c) + 2,
+            };
+            (i, c) = ws(b, i + 1);
+            if u32::from(c) != cur.close {
+                continue 'value;
             }
-            let k = p.string()?;
-            p.ws();
-            if p.peek() != Some(b':') {
-                return Err(p.err("expected ':' after a property name"));
-            }
-            p.pos += 1;
-            p.ws();
-            p.value(k).map(drop)
-        })
-    }
-
-    fn array(&mut self) -> PResult<u32> {
-        self.members(b']', "expected ',' or ']' after an array item", |p| {
-            p.value(Text::default()).map(drop)
-        })
-    }
-
-    /// The items of an object or array at `pos` (its opening bracket), each parsed by `item`, up
-    /// to `close`: how many there were.
-    #[inline]
-    fn members(
-        &mut self,
-        close: u8,
-        after_item: &str,
-        mut item: impl FnMut(&mut Self) -> PResult<()>,
-    ) -> PResult<u32> {
-        self.enter()?;
-        let mut n = 0u32;
-        if self.peek() != Some(close) {
-            loop {
-                item(self)?;
-                n += 1;
-                self.ws();
-                match self.peek() {
-                    Some(b',') => {
-                        self.pos += 1;
-                        self.ws();
-                    }
-                    Some(c) if c == close => break,
-                    _ => return Err(self.err(after_item)),
-                }
-            }
-        }
-        self.pos += 1;
-        self.depth -= 1;
-        Ok(n)
-    }
-
-    fn literal(&mut self, word: &[u8]) -> PResult<()> {
-        if self.b[self.pos..].starts_with(word) {
-            self.pos += word.len();
-            Ok(())
+            // Empty: closed below like any other.
+        } else if c == b'-' || c.is_ascii_digit() {
+            i = number(b, i)?;
+            leaf(
+                nodes,
+                key,
+                Text::input(start, i - start),
+                Kind::Number,
+                start,
+                i,
+            );
+        } else if c == b't' {
+            i = literal(b, i, b"true")?;
+            leaf(nodes, key, Text::default(), Kind::True, start, i);
+        } else if c == b'f' {
+            i = literal(b, i, b"false")?;
+            leaf(nodes, key, Text::default(), Kind::False, start, i);
+        } else if c == b'n' {
+            i = literal(b, i, b"null")?;
+            leaf(nodes, key, Text::default(), Kind::Null, start, i);
+        } else if i >= b.len() {
+            return Err(fail(b, i, "the JSON ends where a value was expected"));
         } else {
-            Err(self.err("expected a value (true, false or null are the only bare words)"))
+            return Err(fail(
+                b,
+                i,
+                "expected a value (an object, array, string, number, true, false or null)",
+            ));
         }
-    }
-
-    /// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?`, kept as written.
-    fn number(&mut self) -> PResult<Text> {
-        let start = self.pos;
-        let digits = |p: &mut Self| {
-            let s = p.pos;
-            while let Some(b'0'..=b'9') = p.peek() {
-                p.pos += 1;
-            }
-            p.pos - s
-        };
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-        }
-        match self.peek() {
-            Some(b'0') => {
-                self.pos += 1;
-                if let Some(b'0'..=b'9') = self.peek() {
-                    return Err(self.err("a number must not have leading zeros"));
-                }
-            }
-            Some(b'1'..=b'9') => {
-                digits(self);
-            }
-            _ => return Err(self.err("expected a digit in a number")),
-        }
-        if self.peek() == Some(b'.') {
-            self.pos += 1;
-            if digits(self) == 0 {
-                return Err(self.err("expected a digit after the decimal point"));
-            }
-        }
-        if let Some(b'e' | b'E') = self.peek() {
-            self.pos += 1;
-            if let Some(b'+' | b'-') = self.peek() {
-                self.pos += 1;
-            }
-            if digits(self) == 0 {
-                return Err(self.err("expected a digit in the exponent"));
-            }
-        }
-        Ok(Text::input(start, self.pos - start))
-    }
-
-    /// A string at `pos` (the opening quote). Strings without escapes stay in the input.
-    fn string(&mut self) -> PResult<Text> {
-        let start = self.pos + 1;
-        let mut i = start;
-        let b = self.b;
-        // Eight bytes at a time to the first quote, backslash or control character.
-        while i + 8 <= b.len() {
-            let w = u64::from_le_bytes(b[i..i + 8].try_into().expect("8 bytes"));
-            let m = special(w);
-            if m != 0 {
-                i += (m.trailing_zeros() / 8) as usize;
-                break;
-            }
-            i += 8;
-        }
+        // After a value: the next member of `cur`, or its end (and perhaps its parent's).
         loop {
-            match b.get(i) {
-                None => {
-                    self.pos = i;
-                    return Err(self.err("the JSON ends inside a string"));
-                }
-                Some(b'"') => {
-                    self.pos = i + 1;
-                    return Ok(Text::input(start, i - start));
-                }
-                Some(b'\\') => break,
-                Some(&c) if c < 0x20 => {
-                    self.pos = i;
-                    return Err(self.err("a control character must be escaped in a string"));
-                }
-                Some(_) => i += 1,
+            if cur.close == 0 {
+                break 'value;
+            }
+            (i, c) = ws(b, i);
+            if c == b',' {
+                (i, c) = ws(b, i + 1);
+                continue 'value;
+            }
+            if u32::from(c) != cur.close {
+                return Err(fail(
+                    b,
+                    i,
+                    if cur.close == u32::from(b'}') {
+                        "expected ',' or '}' after a property value"
+                    } else {
+                        "expected ',' or ']' after an array item"
+                    },
+                ));
+            }
+            i += 1;
+            let end = nodes.len() as u32;
+            let n = &mut nodes[cur.node as usize];
+            n.len = cur.len;
+            n.end = end;
+            n.span.1 = i as u32;
+            depth -= 1;
+            cur = open[depth];
+        }
+    }
+    let (i, _) = ws(b, i);
+    if i != b.len() {
+        return Err(fail(b, i, "unexpected characters after the JSON value"));
+    }
+    Ok(())
+}
+
+/// Push a string, number or literal, complete.
+#[inline(always)]
+fn leaf(nodes: &mut Vec<Node>, key: Text, text: Text, kind: Kind, start: usize, end: usize) {
+    let i = nodes.len() as u32;
+    nodes.push(Node {
+        key,
+        text,
+        kind,
+        len: 0,
+        end: i + 1,
+        span: (start as u32, end as u32),
+    });
+}
+
+/// A property name at `i` (`c` is the byte there), its colon and the whitespace after: the
+/// name, where its value starts and the byte there.
+#[inline(always)]
+fn member_name(
+    b: &[u8],
+    i: usize,
+    c: u8,
+    input: &str,
+    arena: &mut String,
+) -> PResult<(Text, usize, u8)> {
+    if c != b'"' {
+        return Err(fail(b, i, "expected a property name in double quotes"));
+    }
+    let (k, j) = string(b, i, input, arena)?;
+    let (j, c) = ws(b, j);
+    if c != b':' {
+        return Err(fail(b, j, "expected ':' after a property name"));
+    }
+    let (j, c) = ws(b, j + 1);
+    Ok((k, j, c))
+}
+
+/// `word` (`true`, `false` or `null`) at `i`: where it ends.
+#[inline(always)]
+fn literal(b: &[u8], i: usize, word: &[u8]) -> PResult<usize> {
+    if b.get(i..i + word.len()) == Some(word) {
+        Ok(i + word.len())
+    } else {
+        Err(fail(
+            b,
+            i,
+            "expected a value (true, false or null are the only bare words)",
+        ))
+    }
+}
+
+/// `-? (0 | [1-9][0-9]*) (. [0-9]+)? ([eE] [+-]? [0-9]+)?` at `i`, kept as written: where it
+/// ends.
+#[inline(always)]
+fn number(b: &[u8], mut i: usize) -> PResult<usize> {
+    let digits = |mut i: usize| {
+        while at(b, i).is_ascii_digit() {
+            i += 1;
+        }
+        i
+    };
+    if at(b, i) == b'-' {
+        i += 1;
+    }
+    match at(b, i) {
+        b'0' => {
+            i += 1;
+            if at(b, i).is_ascii_digit() {
+                return Err(fail(b, i, "a number must not have leading zeros"));
             }
         }
-        // Escapes: decode into the arena, starting with the plain part already scanned.
-        let a0 = self.tree.arena.len();
-        self.tree.arena.push_str(&self.tree.input[start..i]);
-        loop {
-            match b.get(i) {
-                None => {
-                    self.pos = i;
-                    return Err(self.err("the JSON ends inside a string"));
-                }
-                Some(b'"') => {
-                    self.pos = i + 1;
-                    let len = self.tree.arena.len() - a0;
-                    return Ok(Text::arena(a0, len));
-                }
-                Some(b'\\') => {
-                    let c = match b.get(i + 1) {
-                        Some(b'"') => '"',
-                        Some(b'\\') => '\\',
-                        Some(b'/') => '/',
-                        Some(b'b') => '\u{8}',
-                        Some(b'f') => '\u{c}',
-                        Some(b'n') => '\n',
-                        Some(b'r') => '\r',
-                        Some(b't') => '\t',
-                        Some(b'u') => {
-                            let (c, used) = self.unicode_escape(i)?;
-                            self.tree.arena.push(c);
-                            i += used;
-                            continue;
-                        }
-                        _ => {
-                            self.pos = i;
-                            return Err(self.err("invalid escape in a string"));
-                        }
-                    };
-                    self.tree.arena.push(c);
-                    i += 2;
-                }
-                Some(&c) if c < 0x20 => {
-                    self.pos = i;
-                    return Err(self.err("a control character must be escaped in a string"));
-                }
-                Some(_) => {
-                    let run = b[i..]
-                        .iter()
-                        .position(|&c| c == b'"' || c == b'\\' || c < 0x20)
-                        .unwrap_or(b.len() - i);
-                    self.tree.arena.push_str(&self.tree.input[i..i + run]);
-                    i += run;
-                }
+        b'1'..=b'9' => i = digits(i + 1),
+        _ => return Err(fail(b, i, "expected a digit in a number")),
+    }
+    if at(b, i) == b'.' {
+        let j = digits(i + 1);
+        if j == i + 1 {
+            return Err(fail(b, j, "expected a digit after the decimal point"));
+        }
+        i = j;
+    }
+    // `| 0x20` folds `E` onto `e` (and no other byte).
+    if at(b, i) | 0x20 == b'e' {
+        i += 1;
+        if let b'+' | b'-' = at(b, i) {
+            i += 1;
+        }
+        let j = digits(i);
+        if j == i {
+            return Err(fail(b, i, "expected a digit in the exponent"));
+        }
+        i = j;
+    }
+    Ok(i)
+}
+
+/// The string whose opening quote is at `i`: its text and the index after its closing quote.
+/// Strings without escapes stay in the input.
+#[inline(always)]
+fn string(b: &[u8], i: usize, input: &str, arena: &mut String) -> PResult<(Text, usize)> {
+    let start = i + 1;
+    let j = scan(b, start);
+    if at(b, j) == b'"' {
+        return Ok((Text::input(start, j - start), j + 1));
+    }
+    escaped(b, start, j, input, arena)
+}
+
+/// The rest of a string from `i`, its first `\`, control character or end of input (`start` is
+/// where its content begins): escapes are decoded into the arena, starting with the plain part
+/// already scanned.
+#[inline(never)]
+fn escaped(
+    b: &[u8],
+    start: usize,
+    mut i: usize,
+    input: &str,
+    arena: &mut String,
+) -> PResult<(Text, usize)> {
+    let a0 = arena.len();
+    arena.push_str(&input[start..i]);
+    loop {
+        match b.get(i) {
+            None => return Err(fail(b, i, "the JSON ends inside a string")),
+            Some(b'"') => return Ok((Text::arena(a0, arena.len() - a0), i + 1)),
+            Some(b'\\') => {
+                let c = match b.get(i + 1) {
+                    Some(b'"') => '"',
+                    Some(b'\\') => '\\',
+                    Some(b'/') => '/',
+                    Some(b'b') => '\u{8}',
+                    Some(b'f') => '\u{c}',
+                    Some(b'n') => '\n',
+                    Some(b'r') => '\r',
+                    Some(b't') => '\t',
+                    Some(b'u') => {
+                        let (c, used) = unicode_escape(b, i)?;
+                        arena.push(c);
+                        i += used;
+                        continue;
+                    }
+                    _ => return Err(fail(b, i, "invalid escape in a string")),
+                };
+                arena.push(c);
+                i += 2;
+            }
+            Some(&c) if c < 0x20 => {
+                return Err(fail(
+                    b,
+                    i,
+                    "a control character must be escaped in a string",
+                ));
+            }
+            Some(_) => {
+                let run = scan(b, i);
+                arena.push_str(&input[i..run]);
+                i = run;
             }
         }
     }
+}
 
-    /// `\uXXXX` at `i` (with its low surrogate, if it is a high one): the char and bytes used.
-    fn unicode_escape(&mut self, i: usize) -> PResult<(char, usize)> {
-        let hex = |p: &Self, at: usize| -> Option<u32> {
-            let h = p.b.get(at..at + 4)?;
-            let s = std::str::from_utf8(h).ok()?;
-            u32::from_str_radix(s, 16).ok()
-        };
-        let Some(u) = hex(self, i + 2) else {
-            self.pos = i;
-            return Err(self.err("\\u must be followed by four hex digits"));
-        };
-        if (0xD800..0xDC00).contains(&u) {
-            if self.b.get(i + 6..i + 8) == Some(b"\\u")
-                && let Some(lo) = hex(self, i + 8)
-                && (0xDC00..0xE000).contains(&lo)
-            {
-                let c = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-                return Ok((char::from_u32(c).expect("a valid surrogate pair"), 12));
-            }
-            self.pos = i;
-            return Err(self.err("a \\u high surrogate must be followed by a low surrogate"));
+/// `\uXXXX` at `i` (with its low surrogate, if it is a high one): the char and bytes used.
+fn unicode_escape(b: &[u8], i: usize) -> PResult<(char, usize)> {
+    let hex = |at: usize| -> Option<u32> {
+        let h = b.get(at..at + 4)?;
+        let s = std::str::from_utf8(h).ok()?;
+        u32::from_str_radix(s, 16).ok()
+    };
+    let Some(u) = hex(i + 2) else {
+        return Err(fail(b, i, "\\u must be followed by four hex digits"));
+    };
+    if (0xD800..0xDC00).contains(&u) {
+        if b.get(i + 6..i + 8) == Some(b"\\u")
+            && let Some(lo) = hex(i + 8)
+            && (0xDC00..0xE000).contains(&lo)
+        {
+            let c = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
+            return Ok((char::from_u32(c).expect("a valid surrogate pair"), 12));
         }
-        match char::from_u32(u) {
-            Some(c) => Ok((c, 6)),
-            None => {
-                self.pos = i;
-                Err(self.err("a \\u low surrogate without a high surrogate"))
-            }
-        }
+        return Err(fail(
+            b,
+            i,
+            "a \\u high surrogate must be followed by a low surrogate",
+        ));
+    }
+    match char::from_u32(u) {
+        Some(c) => Ok((c, 6)),
+        None => Err(fail(b, i, "a \\u low surrogate without a high surrogate")),
     }
 }
 
@@ -600,7 +712,7 @@ impl<'t> N<'t> {
     pub fn fingerprint(self) -> Option<u64> {
         let t = self.tree;
         for n in &t.nodes[self.i as usize + 1..self.node().end as usize] {
-            if n.key.len & !ARENA == 0 {
+            if n.key.len() == 0 {
                 continue;
             }
             let k = t.text(n.key);

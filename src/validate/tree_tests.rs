@@ -192,3 +192,46 @@ fn to_value_is_the_received_text() {
     let n = t.root().get("n").unwrap().to_value();
     assert_eq!(sonic_rs::to_string(&n).unwrap(), "1.50");
 }
+
+#[test]
+fn strings_of_every_length_around_the_scan_widths() {
+    // The scan reads 16 bytes (8 on other targets, and at the end of the input) at a time: a
+    // quote, escape, control character or end of input at every offset in and across them.
+    for n in 0..50 {
+        let a = "a".repeat(n);
+        assert_eq!(tree(&format!("\"{a}\"")).root().as_str(), Some(a.as_str()));
+        let j = format!("[\"{a}\",\"é{a}\u{7f}\",{}]", "1".repeat(20));
+        let t = tree(&j);
+        let items: Vec<_> = t.root().items().collect();
+        assert_eq!(items[0].as_str(), Some(a.as_str()));
+        assert_eq!(items[1].as_str(), Some(format!("é{a}\u{7f}").as_str()));
+        assert_eq!(
+            tree(&format!("\"{a}\\n{a}\\\"\"")).root().as_str(),
+            Some(format!("{a}\n{a}\"").as_str())
+        );
+        let e = err(&format!("[\"{a}\u{1f}{a}\"]"));
+        assert!(e.message.contains("control character"), "{n}: {e}");
+        assert_eq!((e.line, e.column), (1, n + 3), "{n}");
+        let e = err(&format!("\"{a}"));
+        assert!(e.message.contains("inside a string"), "{n}: {e}");
+        assert_eq!((e.line, e.column), (1, n + 2), "{n}");
+    }
+}
+
+#[test]
+fn nodes_and_spans_after_the_one_pass_parse() {
+    let j = r#"{"a":{},"b":[],"c":[{}, [ ] ,"x"],"d":{"e":null}}"#;
+    let t = tree(j);
+    assert_eq!(t.len(), 9);
+    let r = t.root();
+    assert_eq!(r.source(), j);
+    assert_eq!(r.len(), 4);
+    let c = r.get("c").unwrap();
+    assert_eq!(c.len(), 3);
+    assert_eq!(c.source(), r#"[{}, [ ] ,"x"]"#);
+    let spans: Vec<_> = c.items().map(|x| (x.source(), x.len())).collect();
+    assert_eq!(spans, [("{}", 0), ("[ ]", 0), ("\"x\"", 0)]);
+    assert_eq!(r.get("a").unwrap().len(), 0);
+    assert!(r.get("d").unwrap().get("e").unwrap().is_null());
+    assert_eq!(r.get("d").unwrap().source(), r#"{"e":null}"#);
+}
