@@ -20,6 +20,7 @@ use smallvec::SmallVec;
 const MP: &str = "http://terminology.hl7.org/CodeSystem/measure-population";
 const IND: &str = "https://fhir.pqom-gateway.org/CodeSystem/pqom-indicator";
 const STRAT: &str = "https://fhir.pqom-gateway.org/CodeSystem/pqom-stratifier";
+const EVENT: &str = "https://fhir.pqom-gateway.org/CodeSystem/pqom-message-event";
 const POPS: [&str; 3] = ["numerator", "denominator", "initial-population"];
 const N: usize = 0;
 const D: usize = 1;
@@ -92,6 +93,9 @@ pub(crate) enum Native {
     StratumValueXorComponent,
     /// `pqom-11`, `pqom-12`: `$this >= 0` on an integer.
     NonNegative,
+    /// `pqom-60`: a submission message that starts with a MessageHeader carries the PQOM
+    /// submission event (through FHIRPath its focus is the whole Bundle, a second parse).
+    MessageEvent,
 }
 
 fn has(system: &str, code: &str) -> String {
@@ -191,6 +195,12 @@ fn table() -> &'static [(String, Native)] {
                 Native::StratumValueXorComponent,
             ),
             ("$this >= 0".into(), Native::NonNegative),
+            (
+                format!(
+                    "entry.first().resource.is(MessageHeader) implies entry.first().resource.event.where(system = '{EVENT}').code = 'pqom-submission'"
+                ),
+                Native::MessageEvent,
+            ),
         ]
     })
 }
@@ -246,7 +256,55 @@ impl Native {
                 Some(all)
             }
             Native::NonNegative => cache.non_negative(focus),
+            Native::MessageEvent => message_event(focus),
         }
+    }
+}
+
+/// `pqom-60` (on the submission Bundle): a message that starts with a MessageHeader carries the
+/// PQOM submission event. Through FHIRPath its focus is the whole Bundle, a second parse of the
+/// submission.
+fn message_event(bundle: N<'_>) -> Option<bool> {
+    if !bundle.is_object() {
+        // A primitive has no entries; an array or null is not handled.
+        return (!bundle.is_array() && !bundle.is_null()).then_some(true);
+    }
+    let [entry] = fields(bundle, ["entry"]);
+    let first = match entry? {
+        None => return Some(true),
+        Some(e) if e.is_array() => match e.items().next() {
+            None => return Some(true),
+            Some(f) if f.is_object() => f,
+            Some(_) => return None,
+        },
+        Some(_) => return None,
+    };
+    let [resource] = fields(first, ["resource"]);
+    let r = match resource? {
+        None => return Some(true),
+        Some(r) if r.is_object() => r,
+        Some(_) => return None,
+    };
+    let [rt, coding, uri] = fields(r, ["resourceType", "eventCoding", "eventUri"]);
+    if rt??.as_str()? != "MessageHeader" {
+        return Some(true);
+    }
+    let coding = match (coding?, uri?) {
+        (None, None) => return Some(true),
+        (Some(c), None) if c.is_object() => c,
+        _ => return None,
+    };
+    let [system, code] = fields(coding, ["system", "code"]);
+    let system = match system? {
+        None => return Some(true),
+        Some(s) => s.as_str()?,
+    };
+    if system != EVENT {
+        return Some(true);
+    }
+    match code? {
+        None => Some(true),
+        Some(c) => Some(c.as_str()? == "pqom-submission"),
     }
 }
 
