@@ -594,6 +594,10 @@ fn escaped(
 fn unicode_escape(b: &[u8], i: usize) -> PResult<(char, usize)> {
     let hex = |at: usize| -> Option<u32> {
         let h = b.get(at..at + 4)?;
+        // Exactly four hex digits: `from_str_radix` alone would also take a sign (`\u+041`).
+        if !h.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
         let s = std::str::from_utf8(h).ok()?;
         u32::from_str_radix(s, 16).ok()
     };

@@ -91,6 +91,7 @@ fn invalid_json_is_refused_with_its_position() {
         ("{\"a\":\"x\ny\"}", "control character", 1, 8),
         ("{\"a\":\"\\x\"}", "invalid escape", 1, 7),
         ("{\"a\":\"\\ud800\"}", "low surrogate", 1, 7),
+        ("{\"a\":\"\\u+041\"}", "four hex digits", 1, 7),
         ("{\"a\":\"x", "inside a string", 1, 8),
         ("{\n  \"a\": 1\n} x", "after the JSON value", 3, 3),
         ("", "value was expected", 1, 1),
