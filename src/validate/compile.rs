@@ -22,6 +22,7 @@ use super::definitions::{Definitions, LoadError};
 use super::invariant::{ELE_1, Invariant};
 use super::primitive::Prim;
 use super::snapshot::{CORE, Element, Snapshots, elem_id, parse_max, type_url};
+use super::tree::bytes_eq;
 use crate::fhir::Severity;
 
 pub(crate) type StructId = u32;
@@ -73,16 +74,15 @@ pub(crate) struct KeyEntry {
 }
 
 impl Struct {
-    /// The key's entry. The length picks a handful of candidates and their first byte nearly
-    /// always settles it, so most keys are compared in full once, with the entry they name.
+    /// The key's entry. The length picks a handful of candidates, each compared with two word
+    /// loads ([`bytes_eq`]) for keys of up to 16 bytes.
     #[inline]
     pub fn lookup(&self, key: &str) -> Option<&KeyEntry> {
         let k = key.as_bytes();
         let &(lo, hi) = self.by_len.get(k.len())?;
-        let first = *k.first()?;
         self.keys[lo as usize..hi as usize]
             .iter()
-            .find(|e| e.key.as_bytes()[0] == first && e.key.as_bytes() == k)
+            .find(|e| bytes_eq(e.key.as_bytes(), k))
     }
 }
 

@@ -39,6 +39,14 @@ pub(crate) struct Memo<'j> {
 }
 
 impl<'j> Memo<'j> {
+    /// A memo for a document of `n` JSON values (node ids below `n`).
+    pub fn for_nodes(n: usize) -> Self {
+        Memo {
+            canon: vec![0; n],
+            ..Memo::default()
+        }
+    }
+
     /// The text identity of `v`: the id of the first node asked about whose JSON text equals
     /// `v`'s. Equal identities mean equal text. Each node's text is hashed and compared at most
     /// once per run, however many tables ask about it (the memo, the slice assignments).

@@ -14,7 +14,7 @@
 //! copies, and that the profile's texts are the ones listed here.
 
 use super::memo::FastMap;
-use super::tree::N;
+use super::tree::{N, bytes_eq};
 use smallvec::SmallVec;
 
 const MP: &str = "http://terminology.hl7.org/CodeSystem/measure-population";
@@ -337,6 +337,14 @@ pub(crate) struct Cache {
 }
 
 impl Cache {
+    /// A cache for a document of `n` JSON values (node ids below `n`).
+    pub(crate) fn for_nodes(n: usize) -> Self {
+        Cache {
+            slots: vec![EMPTY; n],
+            ..Cache::default()
+        }
+    }
+
     /// Which populations any focus has (`pqom-9`, `pqom-13`): `None` for an array or null, or
     /// populations of a shape left to FHIRPath.
     fn populations(&mut self, v: N<'_>) -> Option<[bool; 3]> {
@@ -782,7 +790,7 @@ pub(crate) fn fields<'t, const K: usize>(o: N<'t>, names: [&str; K]) -> [Field<'
             // Lengths first: most keys are none of the names, and a key that is not the name
             // but starts with it is longer.
             if k.len() == name.len() {
-                if same(k, name) {
+                if bytes_eq(k, name) {
                     *slot = match *slot {
                         Some(None) => Some(Some(v)),
                         _ => None,
@@ -791,32 +799,13 @@ pub(crate) fn fields<'t, const K: usize>(o: N<'t>, names: [&str; K]) -> [Field<'
             } else if k.len() > name.len() {
                 // `_name`, `nameX` or `_nameX` (no name starts with `_`).
                 let at = usize::from(k[0] == b'_');
-                if same(&k[at..at + name.len()], name) {
+                if bytes_eq(&k[at..at + name.len()], name) {
                     *slot = None;
                 }
             }
         }
     }
     out
-}
-
-/// `a == b` for slices of equal length, without a `memcmp` call for names and codes of up to 16
-/// bytes: two overlapping words cover them.
-#[inline(always)]
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let n = a.len();
-    if n != b.len() {
-        return false;
-    }
-    let w8 = |s: &[u8], i: usize| u64::from_le_bytes(s[i..i + 8].try_into().expect("8 bytes"));
-    let w4 = |s: &[u8], i: usize| u32::from_le_bytes(s[i..i + 4].try_into().expect("4 bytes"));
-    match n {
-        0 => true,
-        1..=3 => a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1],
-        4..=7 => w4(a, 0) == w4(b, 0) && w4(a, n - 4) == w4(b, n - 4),
-        8..=16 => w8(a, 0) == w8(b, 0) && w8(a, n - 8) == w8(b, n - 8),
-        _ => a == b,
-    }
 }
 
 /// [`fields`] of any focus: a primitive has no children (all absent); an array or null is not

@@ -53,8 +53,10 @@ pub(crate) fn validate(
         assign: Vec::new(),
         resources: Vec::new(),
         bundles: Vec::new(),
-        native: native::Cache::default(),
-        memo: memo::Memo::default(),
+        // Sized once: grown by doubling, these tables were reallocated and copied about
+        // fifteen times per report.
+        native: native::Cache::for_nodes(tree.len()),
+        memo: memo::Memo::for_nodes(tree.len()),
         fhirpath_values: HashMap::new(),
         slice_memo: HashMap::default(),
     };
