@@ -7,6 +7,7 @@ use sonic_rs::Value;
 
 use super::base_checks::{self, BaseCheck};
 use super::fhirpath::{self, Coded, EvalContext, Expr};
+use super::memo::Ids;
 use super::native::{self, Native};
 use super::tree::N;
 use super::{Membership, Terminology};
@@ -101,12 +102,17 @@ impl Invariant {
 
     /// The answer without FHIRPath, when there is one: `ext-1`, a native check on a shape it
     /// understands, or an invariant that is not evaluated (listed at load).
-    pub fn eval_direct(&self, focus: N<'_>, cache: &mut native::Cache) -> Option<bool> {
+    pub fn eval_direct(
+        &self,
+        focus: N<'_>,
+        cache: &mut native::Cache,
+        ids: Ids<'_>,
+    ) -> Option<bool> {
         match &self.imp {
             Imp::Ext1 => Some(ext_1(focus)),
             Imp::Unsupported => Some(true),
             // `None` for a shape the native check leaves to FHIRPath.
-            Imp::Native(n, _) => n.eval(focus, cache),
+            Imp::Native(n, _) => n.eval(focus, cache, ids),
             Imp::Base(b, _) => b.eval(focus),
             Imp::FhirPath(_) => None,
         }

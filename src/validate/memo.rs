@@ -80,6 +80,11 @@ impl<'j> Memo<'j> {
         c
     }
 
+    /// The identities given so far.
+    pub fn ids(&self) -> Ids<'_> {
+        Ids(&self.canon)
+    }
+
     /// Whether a value equal to `v` validated clean under the same rule and type; if not, the key
     /// to remember it under when it does.
     pub fn hit(&mut self, rule: usize, ty: u16, v: N<'j>) -> Result<(), Key> {
@@ -95,6 +100,23 @@ impl<'j> Memo<'j> {
     pub fn insert(&mut self, key: Key, v: N<'j>) {
         if v.fingerprint().is_some() {
             self.clean.insert(key);
+        }
+    }
+}
+
+/// The identities [`Memo::canon`] has given so far, read-only: the native checks key their
+/// tables on them (a stratum's `value`, a population's `code`), since the walk has given those
+/// nodes an identity before the checks on the stratum run. Equal identities mean equal text.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Ids<'m>(&'m [u32]);
+
+impl Ids<'_> {
+    /// `n`'s identity, if it has been given one.
+    #[inline]
+    pub fn of(self, n: N<'_>) -> Option<u32> {
+        match self.0.get(n.id() as usize) {
+            Some(&c) if c != 0 => Some(c - 1),
+            _ => None,
         }
     }
 }

@@ -13,7 +13,7 @@
 //! The tests (`native_tests.rs`) check that both agree on the reference report and on many broken
 //! copies, and that the profile's texts are the ones listed here.
 
-use super::memo::FastMap;
+use super::memo::{FastMap, Ids};
 use super::tree::{N, bytes_eq};
 use smallvec::SmallVec;
 
@@ -218,26 +218,26 @@ impl Native {
     /// leaves to the FHIRPath evaluator.
     // Not inlined, so that profiles show what the native checks cost.
     #[inline(never)]
-    pub(crate) fn eval(self, focus: N<'_>, cache: &mut Cache) -> Option<bool> {
+    pub(crate) fn eval(self, focus: N<'_>, cache: &mut Cache, ids: Ids<'_>) -> Option<bool> {
         match self {
             Native::GroupNumLeDen => {
-                let g = cache.group(focus)?;
+                let g = cache.group(focus, ids)?;
                 Some(g.ratio || g.num_le_den)
             }
             Native::StrataNumLeDen => {
-                let g = cache.group(focus)?;
+                let g = cache.group(focus, ids)?;
                 Some(g.ratio || g.strata_num_le_den)
             }
-            Native::StratumSystems => cache.stratifier(focus)?.systems,
-            Native::StrataSumLe => Some(cache.group(focus)?.sum_le),
-            Native::StrataSumEq => Some(cache.group(focus)?.sum_eq),
+            Native::StratumSystems => cache.stratifier(focus, ids)?.systems,
+            Native::StrataSumLe => Some(cache.group(focus, ids)?.sum_le),
+            Native::StrataSumEq => Some(cache.group(focus, ids)?.sum_eq),
             Native::PopulationsPaired => {
-                let [n, d, ip] = cache.populations(focus)?;
+                let [n, d, ip] = cache.populations(focus, ids)?;
                 Some((n == d) && (n || ip))
             }
             Native::DistinctCodes(path) => {
                 let (distinct, total) = if path == STRATUM_CODES {
-                    cache.stratifier(focus)?.distinct?
+                    cache.stratifier(focus, ids)?.distinct?
                 } else {
                     distinct_codes(focus, path)?
                 };
@@ -249,7 +249,7 @@ impl Native {
                 // Each stratifier's summary has its strata's answer.
                 objs(groups?, &mut |g| {
                     each(g, "stratifier", &mut |sf| {
-                        all &= cache.stratifier_obj(sf).xor?;
+                        all &= cache.stratifier_obj(sf, ids).xor?;
                         Some(())
                     })
                 })?;
@@ -332,6 +332,8 @@ pub(crate) struct Cache {
     /// [`Codings`] of a stratum's `value` by its text (hash -> text, answer): a report repeats
     /// the same categories in every group.
     values: FastMap<u64, (Box<str>, Option<Codings>)>,
+    /// The same answers by the value's text identity ([`Ids`]).
+    value_ids: FastMap<u32, Option<Codings>>,
     stratifiers: FastMap<u32, StratifierInfo>,
     groups: FastMap<u32, Option<GroupAnswers>>,
 }
@@ -347,20 +349,20 @@ impl Cache {
 
     /// Which populations any focus has (`pqom-9`, `pqom-13`): `None` for an array or null, or
     /// populations of a shape left to FHIRPath.
-    fn populations(&mut self, v: N<'_>) -> Option<[bool; 3]> {
+    fn populations(&mut self, v: N<'_>, ids: Ids<'_>) -> Option<[bool; 3]> {
         if v.is_object() {
-            return self.node_obj(v).pops.map(|p| p.exists);
+            return self.node_obj(v, ids).pops.map(|p| p.exists);
         }
         // A primitive has no children.
         (!v.is_array() && !v.is_null()).then_some([false; 3])
     }
 
-    fn node_obj(&mut self, o: N<'_>) -> &NodeInfo {
+    fn node_obj(&mut self, o: N<'_>, ids: Ids<'_>) -> &NodeInfo {
         let id = o.id() as usize;
         match self.slots.get(id) {
             Some(&slot) if slot < COUNT => &self.infos[slot as usize],
             _ => {
-                let info = node_info(fields(o, ["value", "component", "population"]), self);
+                let info = node_info(fields(o, ["value", "component", "population"]), self, ids);
                 let slot = self.infos.len() as u32;
                 if self.infos.capacity() == 0 {
                     // A PQOM report has a few hundred strata and groups.
@@ -401,12 +403,27 @@ impl Cache {
         }
     }
 
-    /// [`Codings`] of a node's `value` field, remembered by the value's text.
-    fn value_codings(&mut self, value: Field<'_>) -> Option<Codings> {
+    /// [`Codings`] of a node's `value` field, remembered by the value's text: by its identity
+    /// when the walk has given it one (a table lookup), else by hashing and comparing the text.
+    fn value_codings(&mut self, value: Field<'_>, ids: Ids<'_>) -> Option<Codings> {
         let v = match value {
             Some(Some(v)) if v.is_object() => v,
             _ => return value_codings(value),
         };
+        let id = ids.of(v);
+        if let Some(c) = id.and_then(|id| self.value_ids.get(&id)) {
+            return *c;
+        }
+        let c = self.value_codings_by_text(v, value);
+        if let Some(id) = id
+            && self.value_ids.len() < 4096
+        {
+            self.value_ids.insert(id, c);
+        }
+        c
+    }
+
+    fn value_codings_by_text(&mut self, v: N<'_>, value: Field<'_>) -> Option<Codings> {
         let h = v.text_hash();
         let src = v.source();
         if let Some((text, c)) = self.values.get(&h)
@@ -424,37 +441,41 @@ impl Cache {
     }
 
     /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
-    fn stratifier(&mut self, v: N<'_>) -> Option<StratifierInfo> {
+    fn stratifier(&mut self, v: N<'_>, ids: Ids<'_>) -> Option<StratifierInfo> {
         match v.is_object() {
-            true => Some(self.stratifier_obj(v)),
-            false => {
-                (!v.is_array() && !v.is_null()).then(|| self.stratifier_info([Some(None); 2], None))
-            }
+            true => Some(self.stratifier_obj(v, ids)),
+            false => (!v.is_array() && !v.is_null())
+                .then(|| self.stratifier_info([Some(None); 2], None, ids)),
         }
     }
 
-    fn stratifier_obj(&mut self, o: N<'_>) -> StratifierInfo {
+    fn stratifier_obj(&mut self, o: N<'_>, ids: Ids<'_>) -> StratifierInfo {
         if let Some(s) = self.stratifiers.get(&o.id()) {
             return *s;
         }
-        let s = self.stratifier_info([Some(None); 2], Some(o));
+        let s = self.stratifier_info([Some(None); 2], Some(o), ids);
         self.stratifiers.insert(o.id(), s);
         s
     }
 
-    fn group(&mut self, v: N<'_>) -> Option<GroupAnswers> {
+    fn group(&mut self, v: N<'_>, ids: Ids<'_>) -> Option<GroupAnswers> {
         match v.is_object() {
             true => {
                 let o = v;
                 if let Some(a) = self.groups.get(&o.id()) {
                     return *a;
                 }
-                let a =
-                    self.group_answers(fields(o, ["code", "population", "stratifier"]), Some(o));
+                let a = self.group_answers(
+                    fields(o, ["code", "population", "stratifier"]),
+                    Some(o),
+                    ids,
+                );
                 self.groups.insert(o.id(), a);
                 a
             }
-            false if !v.is_array() && !v.is_null() => self.group_answers([Some(None); 3], None),
+            false if !v.is_array() && !v.is_null() => {
+                self.group_answers([Some(None); 3], None, ids)
+            }
             false => None,
         }
     }
@@ -463,7 +484,12 @@ impl Cache {
     /// checks need, from the strata's [`NodeInfo`] (shared with `pqom-13`): the strata's JSON is
     /// not read again, except for the codes of strata with several or long codes (`pqom-10`).
     /// `o` is the stratifier when it is an object; `absent` stands for a primitive focus.
-    fn stratifier_info<'t>(&mut self, absent: [Field<'t>; 2], o: Option<N<'t>>) -> StratifierInfo {
+    fn stratifier_info<'t>(
+        &mut self,
+        absent: [Field<'t>; 2],
+        o: Option<N<'t>>,
+        ids: Ids<'_>,
+    ) -> StratifierInfo {
         let mut out = StratifierInfo {
             systems: None,
             distinct: None,
@@ -492,7 +518,7 @@ impl Cache {
         let strata_ok = stratum
             .and_then(|s| {
                 objs(s, &mut |st| {
-                    let info = *self.node_obj(st);
+                    let info = *self.node_obj(st, ids);
                     xor = xor.zip(info.xor).map(|(a, b)| a & b);
                     match info.pops {
                         Some(p) => {
@@ -568,15 +594,20 @@ impl Cache {
     /// The group-level checks (`pqom-1`, `-2`, `-4`, `-5`) from the group's populations and its
     /// stratifiers' summaries. When any part of the group has a shape left to FHIRPath, there
     /// are no answers and all four checks fall back (slower, never wrong).
-    fn group_answers(&mut self, f: [Field<'_>; 3], o: Option<N<'_>>) -> Option<GroupAnswers> {
+    fn group_answers(
+        &mut self,
+        f: [Field<'_>; 3],
+        o: Option<N<'_>>,
+        ids: Ids<'_>,
+    ) -> Option<GroupAnswers> {
         let [code, population, stratifier] = f;
         let mut ratio = false;
         codes_in(code?, IND, &mut |k| {
             ratio |= k == "midwife-staffing-fill-rate"
         })?;
         let pops = match o {
-            Some(o) => self.node_obj(o).pops?,
-            None => pops_of(population?, self)?,
+            Some(o) => self.node_obj(o, ids).pops?,
+            None => pops_of(population?, self, ids)?,
         };
         let mut a = GroupAnswers {
             ratio,
@@ -586,7 +617,7 @@ impl Cache {
             sum_eq: true,
         };
         objs(stratifier?, &mut |sf| {
-            let s = self.stratifier_obj(sf).sums?;
+            let s = self.stratifier_obj(sf, ids).sums?;
             a.strata_num_le_den &= s.num_le_den;
             for (k, total) in pops.first.iter().enumerate() {
                 if let Some(t) = *total {
@@ -755,7 +786,11 @@ const EMPTY: u32 = u32::MAX;
 const COUNT: u32 = 1 << 31;
 
 /// [`NodeInfo`] from a node's `value`, `component` and `population` fields.
-fn node_info([value_field, component, population]: [Field<'_>; 3], cache: &mut Cache) -> NodeInfo {
+fn node_info(
+    [value_field, component, population]: [Field<'_>; 3],
+    cache: &mut Cache,
+    ids: Ids<'_>,
+) -> NodeInfo {
     let value = value_field.and_then(|v| match v {
         None => Some(false),
         Some(v) => v.is_object().then_some(true),
@@ -766,9 +801,9 @@ fn node_info([value_field, component, population]: [Field<'_>; 3], cache: &mut C
         Some(v) => v.is_object().then_some(true),
     });
     NodeInfo {
-        pops: population.and_then(|p| pops_of(p, cache)),
+        pops: population.and_then(|p| pops_of(p, cache, ids)),
         xor: value.zip(component).map(|(v, c)| v != c),
-        codings: cache.value_codings(value_field),
+        codings: cache.value_codings(value_field, ids),
     }
 }
 
@@ -942,7 +977,7 @@ struct Pops {
 }
 
 /// [`Pops`] of a node's `population` field.
-fn pops_of(population: Option<N<'_>>, cache: &mut Cache) -> Option<Pops> {
+fn pops_of(population: Option<N<'_>>, cache: &mut Cache, ids: Ids<'_>) -> Option<Pops> {
     let mut p = Pops::default();
     objs(population, &mut |pop| {
         let [code, count] = fields(pop, ["code", "count"]);
@@ -951,7 +986,7 @@ fn pops_of(population: Option<N<'_>>, cache: &mut Cache) -> Option<Pops> {
             Some(c) => Some(cache.count(c)?),
         };
         let has = match code? {
-            Some(c) => cache.pop_codes.get(c)?,
+            Some(c) => cache.pop_codes.get(c, ids)?,
             None => [false; 3],
         };
         for (k, _) in has.iter().enumerate().filter(|(_, h)| **h) {
@@ -967,9 +1002,10 @@ fn pops_of(population: Option<N<'_>>, cache: &mut Cache) -> Option<Pops> {
 }
 
 /// [`PopCodes::get`]'s table: the texts seen, with their answers. A report repeats three texts;
-/// a few more entries cover other spellings, and texts beyond them are read every time.
+/// a few more entries cover other spellings, and texts beyond them are read every time. The
+/// same answers are kept by text identity ([`Ids`]) where the walk gave the code one.
 #[derive(Default)]
-struct PopCodes(Vec<PopCode>);
+struct PopCodes(Vec<PopCode>, SmallVec<[(u32, Option<[bool; 3]>); 4]>);
 
 /// A code's text and which populations it names (`None`: a shape left to FHIRPath).
 type PopCode = (Box<str>, Option<[bool; 3]>);
@@ -982,7 +1018,21 @@ impl PopCodes {
     /// (`code.coding.exists(system = MP and code = C)`), `None` for shapes left to FHIRPath.
     /// Remembered by the code's text: the same text reads the same. The three texts differ in
     /// length, so the length picks the one text to compare.
-    fn get(&mut self, code: N<'_>) -> Option<[bool; 3]> {
+    fn get(&mut self, code: N<'_>, ids: Ids<'_>) -> Option<[bool; 3]> {
+        let Some(id) = ids.of(code) else {
+            return self.get_by_text(code);
+        };
+        if let Some((_, has)) = self.1.iter().find(|(i, _)| *i == id) {
+            return *has;
+        }
+        let has = self.get_by_text(code);
+        if self.1.len() < POP_CODES_KEPT {
+            self.1.push((id, has));
+        }
+        has
+    }
+
+    fn get_by_text(&mut self, code: N<'_>) -> Option<[bool; 3]> {
         let src = code.source();
         for (text, has) in &self.0 {
             if text.len() == src.len() && **text == *src {

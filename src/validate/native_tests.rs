@@ -8,6 +8,7 @@ use serde_json::{Value as J, json};
 use super::*;
 use crate::samples::{ReportParams, reference_report};
 use crate::validate::fhirpath::{EvalContext, Expr};
+use crate::validate::memo::{Ids, Memo};
 use crate::validate::tree::Tree;
 
 fn pop_code(code: &str) -> J {
@@ -394,13 +395,23 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
         let mut cache = Cache::default();
         let mut bottom_up = Cache::default();
         let nodes = nodes(tree.root());
+        // The bottom-up pass also keys its tables on text identities, as the walk's checks do
+        // (the walk gives every node it memoises one); the others key on the text itself.
+        fn give_ids<'t>(n: N<'t>, memo: &mut Memo<'t>) {
+            memo.canon(n);
+            for (_, c) in n.members() {
+                give_ids(c, memo);
+            }
+        }
+        let mut ids = Memo::default();
+        give_ids(tree.root(), &mut ids);
         let bottom_up_answers: Vec<Option<bool>> = nodes
             .iter()
             .rev()
             .flat_map(|(node, _)| {
                 exprs
                     .iter()
-                    .map(|(_, native, _)| native.eval(*node, &mut bottom_up))
+                    .map(|(_, native, _)| native.eval(*node, &mut bottom_up, ids.ids()))
                     .collect::<Vec<_>>()
                     .into_iter()
                     .rev()
@@ -416,10 +427,10 @@ fn native_checks_agree_with_fhirpath_on_valid_and_broken_reports() {
                     .map_err(|e| e.to_string())
                     .and_then(|c| c.as_boolean().map_err(|e| e.to_string()))
                     .map(|b| b.unwrap_or(true));
-                let got = native.eval(node, &mut cache);
+                let got = native.eval(node, &mut cache, Ids::default());
                 assert_eq!(
                     got,
-                    native.eval(node, &mut Cache::default()),
+                    native.eval(node, &mut Cache::default(), Ids::default()),
                     "{what}: {native:?} on {ty} depends on what the cache saw before"
                 );
                 assert_eq!(
@@ -542,7 +553,7 @@ fn message_event_agrees_with_fhirpath() {
             .map_err(|e| e.to_string())
             .and_then(|c| c.as_boolean().map_err(|e| e.to_string()))
             .map(|b| b.unwrap_or(true));
-        match Native::MessageEvent.eval(tree.root(), &mut Cache::default()) {
+        match Native::MessageEvent.eval(tree.root(), &mut Cache::default(), Ids::default()) {
             Some(b) => {
                 assert_eq!(
                     fp.as_ref().ok(),

@@ -408,7 +408,7 @@ where
 
     fn invariant(&mut self, st: &Struct, elem_id: &str, inv: u32, focus: N<'j>, ty: &str) {
         let i = &self.set.invariants[inv as usize];
-        let result = match i.eval_direct(focus, &mut self.native) {
+        let result = match i.eval_direct(focus, &mut self.native, self.memo.ids()) {
             Some(holds) => Ok(holds),
             None => {
                 // FHIRPath reads `sonic_rs` values: parse the focus (and, when the expression
