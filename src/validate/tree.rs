@@ -1,6 +1,6 @@
 //! The parse tree the validator walks: the received JSON parsed once, straight into one flat
 //! vector of nodes in document order, each with its key, its text (strings decoded, numbers exactly
-//! as written), the byte span it came from, and a fingerprint of its subtree.
+//! as written) and the byte span it came from.
 //!
 //! Why its own parser: the walk, the slicing and pattern checks, the native invariants and the memo
 //! each read the same nodes several times. Reading a flat node is a few loads, where
@@ -241,14 +241,31 @@ impl<'j> Tree<'j> {
         } else {
             self.input
         };
-        debug_assert!(whole.get(s..s + len).is_some());
-        // SAFETY: a `Text` is only made by the parser, for the content between the quotes of a
-        // string (or a number's digits) in `input`, or for a decoded string it appended whole to
-        // `arena`; both strings are only appended to while parsing. So `s..s + len` is in bounds
-        // and both ends sit next to ASCII bytes (a quote, a digit, a sign) or at an end of the
-        // appended string: char boundaries.
-        unsafe { whole.get_unchecked(s..s + len) }
+        // A `Text` is only made by the parser, for the content between the quotes of a string
+        // (or a number's digits) in `input`, or for a decoded string it appended whole to
+        // `arena`; both strings are only appended to while parsing. So both ends sit next to
+        // ASCII bytes (a quote, a digit, a sign) or at an end of the appended string.
+        parsed_slice(whole, s, s + len)
     }
+}
+
+/// `s[a..b]` for a range the parser made, without the bounds and char-boundary checks of `&s[a..b]`
+/// (two branches per end): key texts and node spans are sliced tens of thousands of times per
+/// report.
+///
+/// Callers pass only ranges whose ends lie within `s` next to ASCII bytes (quotes, brackets,
+/// digits, the first letter of a literal) or at an end of a string the parser appended to the
+/// arena whole: char boundaries by construction.
+#[inline(always)]
+fn parsed_slice(s: &str, a: usize, b: usize) -> &str {
+    debug_assert!(
+        s.get(a..b).is_some(),
+        "{a}..{b} is not a char range of the text"
+    );
+    // SAFETY: see above; every caller's range comes from the parser, which only records
+    // positions of ASCII bytes in (or appended ends of) these strings, which it never changes
+    // afterwards.
+    unsafe { s.get_unchecked(a..b) }
 }
 
 fn error_at(input: &[u8], pos: usize, message: String) -> ParseError {
@@ -663,9 +680,12 @@ impl<'t> N<'t> {
     }
 
     /// The JSON text as received.
+    #[inline]
     pub fn source(self) -> &'t str {
+        // A span runs from a value's first byte (a quote, bracket, digit, sign or the first
+        // letter of a literal) to just past its last (ASCII too).
         let (s, e) = self.node().span;
-        &self.tree.input[s as usize..e as usize]
+        parsed_slice(self.tree.input, s as usize, e as usize)
     }
 
     /// Its position in the document: identifies the node within one run (for caches).
