@@ -105,7 +105,8 @@ impl Prim {
         }
     }
 
-    /// Check the exact text of a JSON number for this type.
+    /// Check the exact text of a JSON number for this type (`raw` is a JSON number as written:
+    /// the grammar rules out leading zeros and signs other than a leading `-`).
     pub fn check_number(self, raw: &str) -> Result<(), Invalid> {
         match self {
             Prim::Decimal => {
@@ -115,6 +116,14 @@ impl Prim {
                 Ok(())
             }
             Prim::Integer | Prim::PositiveInt | Prim::UnsignedInt => {
+                // Every count of a report: up to nine digits is within 0..i32::MAX, and the JSON
+                // grammar (no leading zeros) leaves "0" as the only zero.
+                if raw.len() <= 9 && raw.bytes().all(|b| b.is_ascii_digit()) {
+                    return match (self, raw) {
+                        (Prim::PositiveInt, "0") => Err(Invalid("a positiveInt must be 1 or more")),
+                        _ => Ok(()),
+                    };
+                }
                 if raw.bytes().any(|b| matches!(b, b'.' | b'e' | b'E')) {
                     return Err(Invalid(
                         "a whole number is required (no fraction or exponent)",
@@ -517,5 +526,11 @@ mod tests {
         assert!(Prim::UnsignedInt.check_number("-1").is_err());
         assert!(Prim::Decimal.check_number("0.750").is_ok());
         assert!(Prim::Decimal.check_number("1e-3").is_ok());
+        // The short path (up to nine digits) and the long one agree at their border.
+        assert!(Prim::PositiveInt.check_number("1").is_ok());
+        assert!(Prim::PositiveInt.check_number("999999999").is_ok());
+        assert!(Prim::PositiveInt.check_number("2147483647").is_ok());
+        assert!(Prim::PositiveInt.check_number("-1").is_err());
+        assert!(Prim::UnsignedInt.check_number("4294967295").is_err());
     }
 }
