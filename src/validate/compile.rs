@@ -145,6 +145,11 @@ pub(crate) struct TypeRule {
     /// [`CompiledSet::mark_context_free`]), so the walk may reuse a clean result for an identical
     /// value ([`super::walk`]'s memo).
     pub context_free: bool,
+    /// Elements of the type (bit per element index) that a value must lack to be remembered:
+    /// a type that is context-free but for optional elements that are not (a stratum
+    /// population's `subjectResults` Reference) is, for a value without them. 0: none. The
+    /// memo checks this when it remembers a value; an identical text lacks them too.
+    pub memo_absent: u64,
 }
 
 pub(crate) enum Kind {
@@ -269,22 +274,54 @@ fn mark_context_free(structs: &mut [Struct], invariants: &[Invariant]) {
             break;
         }
     }
-    fn mark(e: &mut ElemRule, local: &dyn Fn(&u32) -> bool, free: &[bool]) {
+    // Free but for optional elements (of the first 64) that are not: free for a value without
+    // them. One level only: the elements in the mask are simply required to be absent.
+    let absent: Vec<Option<u64>> = structs
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            if free[i] || s.is_resource || !s.invariants.iter().all(local) {
+                return None;
+            }
+            let mut mask = 0u64;
+            for (k, e) in s.elements.iter().enumerate() {
+                let e_free = elem_free(e, &local, &free)
+                    && e.slicing
+                        .iter()
+                        .flat_map(|sl| &sl.slices)
+                        .all(|sr| elem_free(&sr.elem, &local, &free));
+                if !e_free {
+                    if e.min > 0 || k >= 64 {
+                        return None;
+                    }
+                    mask |= 1 << k;
+                }
+            }
+            Some(mask)
+        })
+        .collect();
+    fn mark(e: &mut ElemRule, local: &dyn Fn(&u32) -> bool, free: &[bool], absent: &[Option<u64>]) {
         let elem_local = e.invariants.iter().all(local);
         for t in e.types.iter_mut() {
             if let Kind::Complex(sid) = t.kind {
-                t.context_free = elem_local && t.code.as_ref() != "Reference" && free[sid as usize];
+                let ok = elem_local && t.code.as_ref() != "Reference";
+                let sid = sid as usize;
+                t.context_free = ok && (free[sid] || absent[sid].is_some());
+                t.memo_absent = match (ok && !free[sid], absent[sid]) {
+                    (true, Some(mask)) => mask,
+                    _ => 0,
+                };
             }
         }
         if let Some(sl) = e.slicing.as_mut() {
             for sr in sl.slices.iter_mut() {
-                mark(&mut sr.elem, local, free);
+                mark(&mut sr.elem, local, free, absent);
             }
         }
     }
     for s in structs.iter_mut() {
         for e in s.elements.iter_mut() {
-            mark(e, &local, &free);
+            mark(e, &local, &free, &absent);
         }
     }
 }
@@ -770,6 +807,7 @@ impl Builder<'_> {
                 kind: Kind::Complex(sid),
                 targets: Vec::new(),
                 context_free: false,
+                memo_absent: 0,
             });
         }
         let raw_types = e
@@ -853,6 +891,7 @@ impl Builder<'_> {
                 kind,
                 targets,
                 context_free: false,
+                memo_absent: 0,
             });
         }
         let mut fixed = None;

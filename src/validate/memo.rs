@@ -3,7 +3,10 @@
 //! stratum, the same 17 ethnic-category codings in every group), and a value of a context-free type
 //! ([`super::compile::TypeRule::context_free`]) at one element rule validates the same wherever it
 //! appears. So the first clean validation of a value is remembered and an identical value later in
-//! the same document is not walked again.
+//! the same document is not walked again. A type that is context-free but for optional elements
+//! that are not (a stratum population's `subjectResults` Reference) is remembered only for values
+//! without them ([`super::compile::TypeRule::memo_absent`]): a report repeats the same small
+//! populations (`numerator`, count 3) across its strata.
 //!
 //! Owns: the table of clean results, and the run's text identities ([`Memo::canon`]): which earlier
 //! node has the same JSON text as a given node. The walk's slice assignments are keyed by the same

@@ -647,9 +647,26 @@ where
         self.item_checks(st, e, t, val, under);
         if let Some((k, v)) = memo_key
             && self.issues.len() == before
+            && self.lacks(t, v)
         {
             self.memo.insert(k, v);
         }
+    }
+
+    /// Whether `v` has none of the elements its type must lack to be remembered
+    /// ([`TypeRule::memo_absent`]).
+    fn lacks(&self, t: &TypeRule, v: N<'j>) -> bool {
+        let Kind::Complex(sid) = t.kind else {
+            return true;
+        };
+        if t.memo_absent == 0 {
+            return true;
+        }
+        let st = &self.set.structs[sid as usize];
+        v.members().all(|(k, _)| {
+            st.lookup(k)
+                .is_none_or(|ke| t.memo_absent & 1u64.wrapping_shl(u32::from(ke.elem)) == 0)
+        })
     }
 
     fn item_checks(

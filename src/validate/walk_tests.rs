@@ -720,3 +720,37 @@ fn repeated_values_are_reported_wherever_they_are_wrong() {
         "not in the required value set",
     );
 }
+
+/// A stratum population is remembered only when it has no `subjectResults`: a Reference reads
+/// the resource around it, so the same text can be right in one report and wrong in another.
+#[test]
+fn repeated_values_with_references_are_walked_again() {
+    let pop = |r: &Value| r["group"][0]["stratifier"][0]["stratum"][0]["population"][0].clone();
+    let mut a = report();
+    let mut with_ref = pop(&a);
+    with_ref["subjectResults"] = json!({"reference": "#subjects"});
+    a["group"][0]["stratifier"][0]["stratum"][0]["population"][0] = with_ref.clone();
+    a["contained"] = json!([{
+        "resourceType": "List", "id": "subjects", "status": "current", "mode": "working"
+    }]);
+    // The same population text in a second report, which contains no such List.
+    let mut b = report();
+    b["id"] = json!("second");
+    b["group"][0]["stratifier"][0]["stratum"][0]["population"][0] = with_ref;
+    let mut bundle = bundle(a);
+    bundle["entry"].as_array_mut().unwrap().push(json!({
+        "fullUrl": "urn:uuid:0e1d7c5a-6b3a-4f39-9d6e-0d1b2f1c0a03", "resource": b
+    }));
+    let o = run(&bundle);
+    let at = "Bundle.entry[2].resource.group[0].stratifier[0].stratum[0].population[0].subjectResults.reference";
+    assert_error_at(&o, at, "does not exist");
+    assert!(
+        !errors(&o)
+            .iter()
+            .any(|i| i.expression.as_deref().is_some_and(|e| e.starts_with(
+                "Bundle.entry[1].resource.group[0].stratifier[0].stratum[0].population"
+            ))),
+        "the first report's population resolves: {:#?}",
+        o.issues
+    );
+}
