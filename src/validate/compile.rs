@@ -76,7 +76,7 @@ pub(crate) struct KeyEntry {
 impl Struct {
     /// The key's entry. The length picks a handful of candidates, each compared with two word
     /// loads ([`bytes_eq`]) for keys of up to 16 bytes.
-    #[inline]
+    #[inline(always)]
     pub fn lookup(&self, key: &str) -> Option<&KeyEntry> {
         let k = key.as_bytes();
         let &(lo, hi) = self.by_len.get(k.len())?;

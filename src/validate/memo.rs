@@ -99,9 +99,9 @@ impl<'j> Memo<'j> {
     }
 
     /// Remember a value that validated without any issue, unless it holds an extension or a
-    /// `_name` companion ([`N::fingerprint`]).
+    /// `_name` companion ([`N::extension_free`]).
     pub fn insert(&mut self, key: Key, v: N<'j>) {
-        if v.fingerprint().is_some() {
+        if v.extension_free() {
             self.clean.insert(key);
         }
     }
@@ -156,7 +156,7 @@ fn sample_hash(b: &[u8]) -> u64 {
 /// ids and by content hashes that are already well mixed: one multiply per key is enough.
 pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<KeyHasher>>;
 
-/// Hashes keys of [`FastMap`]s: node ids and fingerprints, one [`mix`] per word.
+/// Hashes keys of [`FastMap`]s: node ids and content hashes, one [`mix`] per word.
 #[derive(Default)]
 pub(crate) struct KeyHasher(u64);
 

@@ -741,20 +741,20 @@ impl<'t> N<'t> {
         self.node().len as usize
     }
 
-    /// A fingerprint of the value's text as received, for the memo; `None` when it holds an
-    /// extension or a `_name` companion, which the memo must never reuse (see [`super::memo`]).
-    pub fn fingerprint(self) -> Option<u64> {
+    /// Whether the value holds no extension and no `_name` companion anywhere inside: only such
+    /// values may be remembered by the memo, since where an extension is allowed depends on the
+    /// path (see [`super::memo`]).
+    pub fn extension_free(self) -> bool {
         let t = self.tree;
-        for n in &t.nodes[self.i as usize + 1..self.node().end as usize] {
-            if n.key.len() == 0 {
-                continue;
-            }
-            let k = t.text(n.key);
-            if k.starts_with('_') || k == "extension" || k == "modifierExtension" {
-                return None;
-            }
-        }
-        Some(self.text_hash())
+        t.nodes[self.i as usize + 1..self.node().end as usize]
+            .iter()
+            .filter(|n| n.key.len() != 0)
+            .all(|n| {
+                let k = t.text(n.key).as_bytes();
+                k[0] != b'_'
+                    && !(k.len() == 9 && bytes_eq(k, b"extension"))
+                    && !(k.len() == 17 && bytes_eq(k, b"modifierExtension"))
+            })
     }
 
     /// Children in order (object members or array items), with their keys.

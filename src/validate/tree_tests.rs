@@ -147,7 +147,7 @@ fn agrees_with_serde_json_on_every_conformance_resource() {
 }
 
 #[test]
-fn equal_subtrees_compare_same_and_share_a_fingerprint() {
+fn equal_subtrees_compare_same_and_share_a_hash() {
     let t = tree(
         r#"[{"coding":[{"system":"s","code":"c"}]},{"coding":[{"system":"s","code":"c"}]},
             {"coding":[{"system":"s","code":"d"}]},{"coding":[{"code":"c","system":"s"}]},
@@ -156,10 +156,10 @@ fn equal_subtrees_compare_same_and_share_a_fingerprint() {
     );
     let x: Vec<_> = t.root().items().collect();
     assert!(x[0].same(&x[1]));
-    assert_eq!(x[0].fingerprint(), x[1].fingerprint());
+    assert_eq!(x[0].text_hash(), x[1].text_hash());
     for other in &x[2..] {
         assert!(!x[0].same(other));
-        assert_ne!(x[0].fingerprint(), other.fingerprint());
+        assert_ne!(x[0].text_hash(), other.text_hash());
     }
     assert!(!x[5].same(&x[6]), "1.0 and 1.00 are different decimals");
     // The memo reuses only the same text: the same string written another way is walked again.
@@ -170,16 +170,16 @@ fn equal_subtrees_compare_same_and_share_a_fingerprint() {
 }
 
 #[test]
-fn extensions_and_companions_have_no_fingerprint() {
+fn values_with_extensions_or_companions_are_not_extension_free() {
     let t = tree(
         r#"[{"extension":[{"url":"u","valueString":"x"}]},{"code":"c","_code":{"id":"x"}},
             {"coding":[{"modifierExtension":[]}]},{"code":"c"}]"#,
     );
     let x: Vec<_> = t.root().items().collect();
-    assert!(x[0].fingerprint().is_none());
-    assert!(x[1].fingerprint().is_none());
-    assert!(x[2].fingerprint().is_none());
-    assert!(x[3].fingerprint().is_some());
+    assert!(!x[0].extension_free());
+    assert!(!x[1].extension_free());
+    assert!(!x[2].extension_free());
+    assert!(x[3].extension_free());
 }
 
 #[test]

@@ -8,6 +8,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use smallvec::SmallVec;
 use sonic_rs::Value;
 
 use super::Membership;
@@ -1101,11 +1102,14 @@ where
                 last_slice = k;
             }
         }
-        for (k, s) in sl.slices.iter().enumerate() {
-            let count = self.assign[abase..]
-                .iter()
-                .filter(|&&a| a == k as u32)
-                .count() as u64;
+        // Items per slice in one pass over the assignments (not one pass per slice).
+        let mut counts: SmallVec<[u64; 8]> = SmallVec::from_elem(0, sl.slices.len());
+        for &a in &self.assign[abase..] {
+            if let Some(c) = counts.get_mut(a as usize) {
+                *c += 1;
+            }
+        }
+        for (s, &count) in sl.slices.iter().zip(&counts) {
             if count < u64::from(s.elem.min) || count > u64::from(s.elem.max) {
                 self.path.push(&e.name, None, None);
                 let msg = format!(
