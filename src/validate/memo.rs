@@ -44,9 +44,13 @@ pub(crate) struct Memo<'j> {
 impl<'j> Memo<'j> {
     /// A memo for a document of `n` JSON values (node ids below `n`).
     pub fn for_nodes(n: usize) -> Self {
+        // A report has a few hundred distinct repeated texts per 7,600 values: sized so that
+        // the tables are not rehashed seven or eight times while they fill.
+        let distinct = (n / 16).min(4096);
         Memo {
             canon: vec![0; n],
-            ..Memo::default()
+            by_hash: FastMap::with_capacity_and_hasher(distinct, Default::default()),
+            clean: HashSet::with_capacity_and_hasher(distinct, Default::default()),
         }
     }
 

@@ -334,6 +334,8 @@ pub(crate) struct Cache {
     values: FastMap<u64, (Box<str>, Option<Codings>)>,
     /// The same answers by the value's text identity ([`Ids`]).
     value_ids: FastMap<u32, Option<Codings>>,
+    /// [`Cache::population`] by the population's text identity.
+    pop_ids: FastMap<u32, Option<([bool; 3], Option<i64>)>>,
     stratifiers: FastMap<u32, StratifierInfo>,
     groups: FastMap<u32, Option<GroupAnswers>>,
 }
@@ -438,6 +440,35 @@ impl Cache {
             self.values.insert(h, (src.into(), c));
         }
         c
+    }
+
+    /// Which populations one `population` item names, and its count (`None`: a shape left to
+    /// FHIRPath); remembered by the item's text identity where the walk gave it one (it does, to
+    /// assign the item's slice): a report repeats the same small populations across its strata.
+    fn population(&mut self, pop: N<'_>, ids: Ids<'_>) -> Option<([bool; 3], Option<i64>)> {
+        let id = ids.of(pop);
+        if let Some(r) = id.and_then(|id| self.pop_ids.get(&id)) {
+            return *r;
+        }
+        let read = |cache: &mut Cache| {
+            let [code, count] = fields(pop, ["code", "count"]);
+            let count = match count? {
+                None => None,
+                Some(c) => Some(cache.count(c)?),
+            };
+            let has = match code? {
+                Some(c) => cache.pop_codes.get(c, ids)?,
+                None => [false; 3],
+            };
+            Some((has, count))
+        };
+        let r = read(self);
+        if let Some(id) = id
+            && self.pop_ids.len() < 4096
+        {
+            self.pop_ids.insert(id, r);
+        }
+        r
     }
 
     /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
@@ -980,15 +1011,7 @@ struct Pops {
 fn pops_of(population: Option<N<'_>>, cache: &mut Cache, ids: Ids<'_>) -> Option<Pops> {
     let mut p = Pops::default();
     objs(population, &mut |pop| {
-        let [code, count] = fields(pop, ["code", "count"]);
-        let count = match count? {
-            None => None,
-            Some(c) => Some(cache.count(c)?),
-        };
-        let has = match code? {
-            Some(c) => cache.pop_codes.get(c, ids)?,
-            None => [false; 3],
-        };
+        let (has, count) = cache.population(pop, ids)?;
         for (k, _) in has.iter().enumerate().filter(|(_, h)| **h) {
             p.exists[k] = true;
             if let Some(c) = count {

@@ -60,6 +60,7 @@ pub(crate) fn validate(
         memo: memo::Memo::for_nodes(tree.len()),
         fhirpath_values: HashMap::new(),
         slice_memo: HashMap::default(),
+        slice_items: HashMap::default(),
     };
     if !value.is_object() {
         return Outcome::single(Issue::error(
@@ -130,6 +131,8 @@ struct Run<'a, 'j> {
     fhirpath_values: HashMap<u32, Value>,
     /// Slice assignments by (slicing, the discriminating child's text identity).
     slice_memo: memo::FastMap<(usize, u32), u32>,
+    /// The same by the whole item's text identity.
+    slice_items: memo::FastMap<(usize, u32), u32>,
 }
 
 fn kind_of(v: N<'_>) -> &'static str {
@@ -1143,12 +1146,23 @@ where
         let Some(d) = sl.by_value.as_deref().and_then(|k| item.get(k)) else {
             return find(self);
         };
-        let key = (sl as *const Slicing as usize, self.memo.canon(d));
-        if let Some(&k) = self.slice_memo.get(&key) {
+        // The same item text has the same child text: asked by the item's identity first, which
+        // the memo then reuses for the item itself (a repeated population is one lookup).
+        let sl_addr = sl as *const Slicing as usize;
+        let item_key = (sl_addr, self.memo.canon(item));
+        if let Some(&k) = self.slice_items.get(&item_key) {
             return k;
         }
-        let k = find(self);
-        self.slice_memo.insert(key, k);
+        let key = (sl_addr, self.memo.canon(d));
+        let k = match self.slice_memo.get(&key) {
+            Some(&k) => k,
+            None => {
+                let k = find(self);
+                self.slice_memo.insert(key, k);
+                k
+            }
+        };
+        self.slice_items.insert(item_key, k);
         k
     }
 
@@ -1193,6 +1207,7 @@ where
                         memo: memo::Memo::default(),
                         fhirpath_values: HashMap::new(),
                         slice_memo: HashMap::default(),
+                        slice_items: HashMap::default(),
                     };
                     if set.structs[*sid as usize].is_resource {
                         sub.resource(v, &[*sid], false);
