@@ -335,7 +335,7 @@ pub(crate) struct Cache {
     /// The same answers by the value's text identity ([`Ids`]).
     value_ids: FastMap<u32, Option<Codings>>,
     /// [`Cache::population`] by the population's text identity.
-    pop_ids: FastMap<u32, Option<([bool; 3], Option<i64>)>>,
+    pop_ids: FastMap<u32, PopAnswer>,
     stratifiers: FastMap<u32, StratifierInfo>,
     groups: FastMap<u32, Option<GroupAnswers>>,
 }
@@ -445,7 +445,7 @@ impl Cache {
     /// Which populations one `population` item names, and its count (`None`: a shape left to
     /// FHIRPath); remembered by the item's text identity where the walk gave it one (it does, to
     /// assign the item's slice): a report repeats the same small populations across its strata.
-    fn population(&mut self, pop: N<'_>, ids: Ids<'_>) -> Option<([bool; 3], Option<i64>)> {
+    fn population(&mut self, pop: N<'_>, ids: Ids<'_>) -> PopAnswer {
         let id = ids.of(pop);
         if let Some(r) = id.and_then(|id| self.pop_ids.get(&id)) {
             return *r;
@@ -810,6 +810,10 @@ fn distinct_stratum_codes(stratum: N<'_>) -> Option<(usize, usize)> {
     codes.dedup();
     Some((codes.len(), total))
 }
+
+/// One `population` item: which of numerator, denominator and initial-population its code names,
+/// and its count; `None` for a shape left to FHIRPath.
+type PopAnswer = Option<([bool; 3], Option<i64>)>;
 
 /// [`Cache::slots`] of a node not read yet.
 const EMPTY: u32 = u32::MAX;
