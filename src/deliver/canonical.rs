@@ -48,6 +48,8 @@
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
+use crate::fhir::json::{EscapeError, unescape};
+
 /// Deepest nesting the parser accepts. FHIR resources nest far less (a stratified MeasureReport
 /// inside a Bundle is about 12 levels).
 pub const MAX_DEPTH: usize = 128;
@@ -549,59 +551,24 @@ impl Parser<'_> {
 
     fn escape(&mut self, out: &mut String) -> Result<(), CanonicalError> {
         let at = self.i;
-        self.i += 1;
-        let c = match self.b.get(self.i) {
-            Some(b'"') => '"',
-            Some(b'\\') => '\\',
-            Some(b'/') => '/',
-            Some(b'b') => '\u{8}',
-            Some(b'f') => '\u{c}',
-            Some(b'n') => '\n',
-            Some(b'r') => '\r',
-            Some(b't') => '\t',
-            Some(b'u') => {
-                self.i += 1;
-                let hi = self.hex4()?;
-                let cp = if (0xD800..0xDC00).contains(&hi) {
-                    if !self.b[self.i..].starts_with(b"\\u") {
-                        return Err(CanonicalError::LoneSurrogate { offset: at });
-                    }
-                    self.i += 2;
-                    let lo = self.hex4()?;
-                    if !(0xDC00..0xE000).contains(&lo) {
-                        return Err(CanonicalError::LoneSurrogate { offset: at });
-                    }
-                    0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00)
-                } else if (0xDC00..0xE000).contains(&hi) {
-                    return Err(CanonicalError::LoneSurrogate { offset: at });
-                } else {
-                    hi
-                };
-                let ch = char::from_u32(cp).ok_or(CanonicalError::LoneSurrogate { offset: at })?;
-                out.push(ch);
-                return Ok(());
+        let (c, used) = unescape(self.b, at).map_err(|e| match e {
+            EscapeError::Unknown => CanonicalError::Syntax {
+                offset: at + 1,
+                expected: "a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)",
+            },
+            EscapeError::Hex { at: digits } | EscapeError::LowHex { at: digits } => {
+                CanonicalError::Syntax {
+                    offset: digits,
+                    expected: "four hex digits",
+                }
             }
-            _ => return Err(self.err("a valid escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)")),
-        };
+            EscapeError::LoneHigh | EscapeError::LoneLow => {
+                CanonicalError::LoneSurrogate { offset: at }
+            }
+        })?;
         out.push(c);
-        self.i += 1;
+        self.i += used;
         Ok(())
-    }
-
-    fn hex4(&mut self) -> Result<u32, CanonicalError> {
-        let digits = self
-            .b
-            .get(self.i..self.i + 4)
-            .ok_or_else(|| self.err("four hex digits"))?;
-        let mut v = 0u32;
-        for &d in digits {
-            let n = (d as char)
-                .to_digit(16)
-                .ok_or_else(|| self.err("four hex digits"))?;
-            v = v * 16 + n;
-        }
-        self.i += 4;
-        Ok(v)
     }
 }
 

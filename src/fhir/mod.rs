@@ -1,6 +1,7 @@
 //! Shared FHIR helpers used by every stage: the issue model behind every OperationOutcome,
 //! and (in one place) the typed fhir-sdk view used to build responses.
 
+pub(crate) mod json;
 pub mod outcome;
 pub mod typed;
 

@@ -17,6 +17,8 @@
 
 use std::fmt;
 
+use crate::fhir::json::{EscapeError, unescape};
+
 /// JSON kind of a node.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -581,25 +583,22 @@ fn escaped(
             None => return Err(fail(b, i, "the JSON ends inside a string")),
             Some(b'"') => return Ok((Text::arena(a0, arena.len() - a0), i + 1)),
             Some(b'\\') => {
-                let c = match b.get(i + 1) {
-                    Some(b'"') => '"',
-                    Some(b'\\') => '\\',
-                    Some(b'/') => '/',
-                    Some(b'b') => '\u{8}',
-                    Some(b'f') => '\u{c}',
-                    Some(b'n') => '\n',
-                    Some(b'r') => '\r',
-                    Some(b't') => '\t',
-                    Some(b'u') => {
-                        let (c, used) = unicode_escape(b, i)?;
-                        arena.push(c);
-                        i += used;
-                        continue;
-                    }
-                    _ => return Err(fail(b, i, "invalid escape in a string")),
-                };
+                let (c, used) = unescape(b, i).map_err(|e| {
+                    fail(
+                        b,
+                        i,
+                        match e {
+                            EscapeError::Unknown => "invalid escape in a string",
+                            EscapeError::Hex { .. } => "\\u must be followed by four hex digits",
+                            EscapeError::LowHex { .. } | EscapeError::LoneHigh => {
+                                "a \\u high surrogate must be followed by a low surrogate"
+                            }
+                            EscapeError::LoneLow => "a \\u low surrogate without a high surrogate",
+                        },
+                    )
+                })?;
                 arena.push(c);
-                i += 2;
+                i += used;
             }
             Some(&c) if c < 0x20 => {
                 return Err(fail(
@@ -614,40 +613,6 @@ fn escaped(
                 i = run;
             }
         }
-    }
-}
-
-/// `\uXXXX` at `i` (with its low surrogate, if it is a high one): the char and bytes used.
-fn unicode_escape(b: &[u8], i: usize) -> PResult<(char, usize)> {
-    let hex = |at: usize| -> Option<u32> {
-        let h = b.get(at..at + 4)?;
-        // Exactly four hex digits: `from_str_radix` alone would also take a sign (`\u+041`).
-        if !h.iter().all(u8::is_ascii_hexdigit) {
-            return None;
-        }
-        let s = std::str::from_utf8(h).ok()?;
-        u32::from_str_radix(s, 16).ok()
-    };
-    let Some(u) = hex(i + 2) else {
-        return Err(fail(b, i, "\\u must be followed by four hex digits"));
-    };
-    if (0xD800..0xDC00).contains(&u) {
-        if b.get(i + 6..i + 8) == Some(b"\\u")
-            && let Some(lo) = hex(i + 8)
-            && (0xDC00..0xE000).contains(&lo)
-        {
-            let c = 0x10000 + ((u - 0xD800) << 10) + (lo - 0xDC00);
-            return Ok((char::from_u32(c).expect("a valid surrogate pair"), 12));
-        }
-        return Err(fail(
-            b,
-            i,
-            "a \\u high surrogate must be followed by a low surrogate",
-        ));
-    }
-    match char::from_u32(u) {
-        Some(c) => Ok((c, 6)),
-        None => Err(fail(b, i, "a \\u low surrogate without a high surrogate")),
     }
 }
 
