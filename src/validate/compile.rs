@@ -242,7 +242,8 @@ fn value_discriminator(slices: &[SliceRule]) -> Option<Box<str>> {
 /// no invariant that reads beyond its focus (`%resource`, `%rootResource`, `resolve()`). Extensions
 /// and `_name` companions (extension contexts depend on the path) are excluded at run time, by
 /// the walk refusing to memoise a value that has them. This is a greatest fixed point: recursion
-/// between types does not by itself make a type depend on context.
+/// between types does not by itself make a type depend on context. A type that is free but for
+/// optional elements is marked too, with those elements in [`TypeRule::memo_absent`].
 fn mark_context_free(structs: &mut [Struct], invariants: &[Invariant]) {
     let local = |inv: &u32| {
         let x = &invariants[*inv as usize].expression;
@@ -258,14 +259,11 @@ fn mark_context_free(structs: &mut [Struct], invariants: &[Invariant]) {
             if !free[i] {
                 continue;
             }
-            let ok = s.elements.iter().all(|e| {
-                elem_free(e, &local, &free)
-                    && e.slicing
-                        .iter()
-                        .flat_map(|sl| &sl.slices)
-                        .all(|sr| elem_free(&sr.elem, &local, &free))
-            });
-            if !ok {
+            if !s
+                .elements
+                .iter()
+                .all(|e| elem_and_slices_free(e, &local, &free))
+            {
                 free[i] = false;
                 changed = true;
             }
@@ -274,23 +272,22 @@ fn mark_context_free(structs: &mut [Struct], invariants: &[Invariant]) {
             break;
         }
     }
-    // Free but for optional elements (of the first 64) that are not: free for a value without
-    // them. One level only: the elements in the mask are simply required to be absent.
-    let absent: Vec<Option<u64>> = structs
+    // Per struct, the elements a value must lack for the struct to be free (`Some(0)`: none,
+    // the struct is free). Beyond the free ones, a struct qualifies whose only non-free elements
+    // are optional (among the first 64): it is free for a value without them. One level only.
+    let must_lack: Vec<Option<u64>> = structs
         .iter()
         .enumerate()
         .map(|(i, s)| {
-            if free[i] || s.is_resource || !s.invariants.iter().all(local) {
+            if free[i] {
+                return Some(0);
+            }
+            if s.is_resource || !s.invariants.iter().all(local) {
                 return None;
             }
             let mut mask = 0u64;
             for (k, e) in s.elements.iter().enumerate() {
-                let e_free = elem_free(e, &local, &free)
-                    && e.slicing
-                        .iter()
-                        .flat_map(|sl| &sl.slices)
-                        .all(|sr| elem_free(&sr.elem, &local, &free));
-                if !e_free {
+                if !elem_and_slices_free(e, &local, &free) {
                     if e.min > 0 || k >= 64 {
                         return None;
                     }
@@ -300,30 +297,36 @@ fn mark_context_free(structs: &mut [Struct], invariants: &[Invariant]) {
             Some(mask)
         })
         .collect();
-    fn mark(e: &mut ElemRule, local: &dyn Fn(&u32) -> bool, free: &[bool], absent: &[Option<u64>]) {
+    fn mark(e: &mut ElemRule, local: &dyn Fn(&u32) -> bool, must_lack: &[Option<u64>]) {
         let elem_local = e.invariants.iter().all(local);
         for t in e.types.iter_mut() {
             if let Kind::Complex(sid) = t.kind {
-                let ok = elem_local && t.code.as_ref() != "Reference";
-                let sid = sid as usize;
-                t.context_free = ok && (free[sid] || absent[sid].is_some());
-                t.memo_absent = match (ok && !free[sid], absent[sid]) {
-                    (true, Some(mask)) => mask,
-                    _ => 0,
-                };
+                let lack = must_lack[sid as usize]
+                    .filter(|_| elem_local && t.code.as_ref() != "Reference");
+                t.context_free = lack.is_some();
+                t.memo_absent = lack.unwrap_or(0);
             }
         }
         if let Some(sl) = e.slicing.as_mut() {
             for sr in sl.slices.iter_mut() {
-                mark(&mut sr.elem, local, free, absent);
+                mark(&mut sr.elem, local, must_lack);
             }
         }
     }
     for s in structs.iter_mut() {
         for e in s.elements.iter_mut() {
-            mark(e, &local, &free, &absent);
+            mark(e, &local, &must_lack);
         }
     }
+}
+
+/// [`elem_free`] for the element and every slice of it.
+fn elem_and_slices_free(e: &ElemRule, local: &dyn Fn(&u32) -> bool, free: &[bool]) -> bool {
+    elem_free(e, local, free)
+        && e.slicing
+            .iter()
+            .flat_map(|sl| &sl.slices)
+            .all(|sr| elem_free(&sr.elem, local, free))
 }
 
 fn elem_free(e: &ElemRule, local: &dyn Fn(&u32) -> bool, free: &[bool]) -> bool {
