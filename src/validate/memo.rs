@@ -10,7 +10,7 @@
 //!
 //! Owns: the table of clean results, and the run's text identities ([`Memo::canon`]): which earlier
 //! node has the same JSON text as a given node. The walk's slice assignments are keyed by the same
-//! identities. Hashes and exact comparison come from [`super::tree`]. The tables live for one
+//! identities. The hash mix and exact comparison come from [`super::tree`]. The tables live for one
 //! validation run (one document), so they never outlive the values they point to.
 //!
 //! Safe by construction: a hit needs the same element rule and type and a value whose text is

@@ -326,15 +326,12 @@ pub(crate) struct Cache {
     /// than a hash table for the few hundred strata and thousand counts of a report.
     slots: Vec<u32>,
     infos: Vec<NodeInfo>,
-    /// Which population codes a `population.code` holds, by its text as received: a report
-    /// repeats the same three codes in every stratum.
-    pop_codes: PopCodes,
-    /// [`Codings`] of a stratum's `value` by its text (hash -> text, answer): a report repeats
-    /// the same categories in every group.
-    values: FastMap<u64, (Box<str>, Option<Codings>)>,
-    /// The same answers by the value's text identity ([`Ids`]).
+    /// Answers remembered by text identity ([`Cache::remembered`]): which populations a
+    /// `population.code` names (a report repeats three codes in every stratum), the
+    /// [`Codings`] of a stratum's `value` (the same categories in every group), and a whole
+    /// population item's answer (the same small populations across strata).
+    pop_codes: FastMap<u32, Option<[bool; 3]>>,
     value_ids: FastMap<u32, Option<Codings>>,
-    /// [`Cache::population`] by the population's text identity.
     pop_ids: FastMap<u32, PopAnswer>,
     stratifiers: FastMap<u32, StratifierInfo>,
     groups: FastMap<u32, Option<GroupAnswers>>,
@@ -405,70 +402,61 @@ impl Cache {
         }
     }
 
-    /// [`Codings`] of a node's `value` field, remembered by the value's text: by its identity
-    /// when the walk has given it one (a table lookup), else by hashing and comparing the text.
-    fn value_codings(&mut self, value: Field<'_>, ids: Ids<'_>) -> Option<Codings> {
-        let v = match value {
-            Some(Some(v)) if v.is_object() => v,
-            _ => return value_codings(value),
+    /// `compute`'s answer for `n`, which depends only on `n`'s text: remembered in `table` by
+    /// the text identity the walk gave `n` ([`Ids`]), read afresh for a node without one (the
+    /// walk gives every node these tables are asked about an identity before the checks that
+    /// ask). Bounded: past [`REMEMBERED`] distinct texts, the rest are read every time.
+    fn remembered<T: Copy>(
+        &mut self,
+        table: fn(&mut Cache) -> &mut FastMap<u32, T>,
+        n: N<'_>,
+        ids: Ids<'_>,
+        compute: impl FnOnce(&mut Cache) -> T,
+    ) -> T {
+        let Some(id) = ids.of(n) else {
+            return compute(self);
         };
-        let id = ids.of(v);
-        if let Some(c) = id.and_then(|id| self.value_ids.get(&id)) {
-            return *c;
+        if let Some(&r) = table(self).get(&id) {
+            return r;
         }
-        let c = self.value_codings_by_text(v, value);
-        if let Some(id) = id
-            && self.value_ids.len() < 4096
-        {
-            self.value_ids.insert(id, c);
+        let r = compute(self);
+        let t = table(self);
+        if t.len() < REMEMBERED {
+            t.insert(id, r);
         }
-        c
+        r
     }
 
-    fn value_codings_by_text(&mut self, v: N<'_>, value: Field<'_>) -> Option<Codings> {
-        let h = v.text_hash();
-        let src = v.source();
-        if let Some((text, c)) = self.values.get(&h)
-            && text.len() == src.len()
-            && **text == *src
-        {
-            return *c;
+    /// [`Codings`] of a node's `value` field.
+    fn value_codings(&mut self, value: Field<'_>, ids: Ids<'_>) -> Option<Codings> {
+        match value {
+            Some(Some(v)) if v.is_object() => {
+                self.remembered(|c| &mut c.value_ids, v, ids, |_| value_codings(value))
+            }
+            _ => value_codings(value),
         }
-        let c = value_codings(value);
-        // Bounded: a document of endless distinct values is read, not remembered, past this.
-        if self.values.len() < 4096 {
-            self.values.insert(h, (src.into(), c));
-        }
-        c
     }
 
     /// Which populations one `population` item names, and its count (`None`: a shape left to
-    /// FHIRPath); remembered by the item's text identity where the walk gave it one (it does, to
-    /// assign the item's slice): a report repeats the same small populations across its strata.
+    /// FHIRPath).
     fn population(&mut self, pop: N<'_>, ids: Ids<'_>) -> PopAnswer {
-        let id = ids.of(pop);
-        if let Some(r) = id.and_then(|id| self.pop_ids.get(&id)) {
-            return *r;
-        }
-        let read = |cache: &mut Cache| {
-            let [code, count] = fields(pop, ["code", "count"]);
-            let count = match count? {
-                None => None,
-                Some(c) => Some(cache.count(c)?),
-            };
-            let has = match code? {
-                Some(c) => cache.pop_codes.get(c, ids)?,
-                None => [false; 3],
-            };
-            Some((has, count))
-        };
-        let r = read(self);
-        if let Some(id) = id
-            && self.pop_ids.len() < 4096
-        {
-            self.pop_ids.insert(id, r);
-        }
-        r
+        self.remembered(
+            |c| &mut c.pop_ids,
+            pop,
+            ids,
+            |cache| {
+                let [code, count] = fields(pop, ["code", "count"]);
+                let count = match count? {
+                    None => None,
+                    Some(c) => Some(cache.count(c)?),
+                };
+                let has = match code? {
+                    Some(c) => cache.remembered(|c| &mut c.pop_codes, c, ids, |_| pop_code(c))?,
+                    None => [false; 3],
+                };
+                Some((has, count))
+            },
+        )
     }
 
     /// [`StratifierInfo`] of any focus: `None` for an array or null (not handled).
@@ -1028,57 +1016,20 @@ fn pops_of(population: Option<N<'_>>, cache: &mut Cache, ids: Ids<'_>) -> Option
     Some(p)
 }
 
-/// [`PopCodes::get`]'s table: the texts seen, with their answers. A report repeats three texts;
-/// a few more entries cover other spellings, and texts beyond them are read every time. The
-/// same answers are kept by text identity ([`Ids`]) where the walk gave the code one.
-#[derive(Default)]
-struct PopCodes(Vec<PopCode>, SmallVec<[(u32, Option<[bool; 3]>); 4]>);
-
-/// A code's text and which populations it names (`None`: a shape left to FHIRPath).
-type PopCode = (Box<str>, Option<[bool; 3]>);
-
-/// How many texts [`PopCodes`] remembers: each lookup may compare with all of them.
-const POP_CODES_KEPT: usize = 8;
-
-impl PopCodes {
-    /// Which of numerator, denominator and initial-population a `code` holds
-    /// (`code.coding.exists(system = MP and code = C)`), `None` for shapes left to FHIRPath.
-    /// Remembered by the code's text: the same text reads the same. The three texts differ in
-    /// length, so the length picks the one text to compare.
-    fn get(&mut self, code: N<'_>, ids: Ids<'_>) -> Option<[bool; 3]> {
-        let Some(id) = ids.of(code) else {
-            return self.get_by_text(code);
-        };
-        if let Some((_, has)) = self.1.iter().find(|(i, _)| *i == id) {
-            return *has;
+/// Which of numerator, denominator and initial-population a `code` holds
+/// (`code.coding.exists(system = MP and code = C)`), `None` for shapes left to FHIRPath.
+fn pop_code(code: N<'_>) -> Option<[bool; 3]> {
+    let mut has = [false; 3];
+    codes_in(Some(code), MP, &mut |k| {
+        for (h, c) in has.iter_mut().zip(POPS) {
+            *h |= k == c;
         }
-        let has = self.get_by_text(code);
-        if self.1.len() < POP_CODES_KEPT {
-            self.1.push((id, has));
-        }
-        has
-    }
-
-    fn get_by_text(&mut self, code: N<'_>) -> Option<[bool; 3]> {
-        let src = code.source();
-        for (text, has) in &self.0 {
-            if text.len() == src.len() && **text == *src {
-                return *has;
-            }
-        }
-        let mut has = [false; 3];
-        let answer = codes_in(Some(code), MP, &mut |k| {
-            for (h, c) in has.iter_mut().zip(POPS) {
-                *h |= k == c;
-            }
-        })
-        .map(|()| has);
-        if self.0.len() < POP_CODES_KEPT {
-            self.0.push((src.into(), answer));
-        }
-        answer
-    }
+    })
+    .map(|()| has)
 }
+
+/// How many distinct texts each of [`Cache::remembered`]'s tables keeps.
+const REMEMBERED: usize = 4096;
 
 /// `(N.count.exists() and D.count.exists()) implies N.count.first() <= D.count.first()`.
 fn num_le_den_holds(p: &Pops) -> bool {

@@ -112,20 +112,6 @@ pub(crate) fn mix(h: u64, w: u64) -> u64 {
     (h.rotate_left(5) ^ w).wrapping_mul(K)
 }
 
-#[inline]
-fn hash_bytes(mut h: u64, b: &[u8]) -> u64 {
-    let mut chunks = b.chunks_exact(8);
-    for c in &mut chunks {
-        h = mix(h, u64::from_le_bytes(c.try_into().expect("8 bytes")));
-    }
-    // The tail byte by byte: a copy into a buffer would be a `memcpy` call per string.
-    let mut last = 0u64;
-    for (k, &x) in chunks.remainder().iter().enumerate() {
-        last |= u64::from(x) << (8 * k);
-    }
-    mix(h, last ^ ((b.len() as u64) << 56))
-}
-
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
@@ -751,11 +737,6 @@ impl<'t> N<'t> {
         self.members()
             .find(|(k, _)| bytes_eq(k.as_bytes(), key.as_bytes()))
             .map(|(_, v)| v)
-    }
-
-    /// A hash of the value's text as received (for tables keyed by content).
-    pub fn text_hash(self) -> u64 {
-        hash_bytes(0x1319_8a2e_0370_7344, self.source().as_bytes())
     }
 
     /// The same JSON text as received (so the same value, parsed the same way).

@@ -147,7 +147,7 @@ fn agrees_with_serde_json_on_every_conformance_resource() {
 }
 
 #[test]
-fn equal_subtrees_compare_same_and_share_a_hash() {
+fn equal_subtrees_compare_same() {
     let t = tree(
         r#"[{"coding":[{"system":"s","code":"c"}]},{"coding":[{"system":"s","code":"c"}]},
             {"coding":[{"system":"s","code":"d"}]},{"coding":[{"code":"c","system":"s"}]},
@@ -156,10 +156,8 @@ fn equal_subtrees_compare_same_and_share_a_hash() {
     );
     let x: Vec<_> = t.root().items().collect();
     assert!(x[0].same(&x[1]));
-    assert_eq!(x[0].text_hash(), x[1].text_hash());
     for other in &x[2..] {
         assert!(!x[0].same(other));
-        assert_ne!(x[0].text_hash(), other.text_hash());
     }
     assert!(!x[5].same(&x[6]), "1.0 and 1.00 are different decimals");
     // The memo reuses only the same text: the same string written another way is walked again.
