@@ -45,23 +45,14 @@ pub(crate) fn validate(
         }
     };
     let value = tree.root();
-    let mut run = Run {
+    // Sized once: grown by doubling, the per-node tables were reallocated and copied about
+    // fifteen times per report.
+    let mut run = Run::new(
         set,
         term,
-        issues: Vec::new(),
-        path: PathStack::default(),
-        slots: Vec::new(),
-        assign: Vec::new(),
-        resources: Vec::new(),
-        bundles: Vec::new(),
-        // Sized once: grown by doubling, these tables were reallocated and copied about
-        // fifteen times per report.
-        native: native::Cache::for_nodes(tree.len()),
-        memo: memo::Memo::for_nodes(tree.len()),
-        fhirpath_values: HashMap::new(),
-        slice_memo: HashMap::default(),
-        slice_items: HashMap::default(),
-    };
+        native::Cache::for_nodes(tree.len()),
+        memo::Memo::for_nodes(tree.len()),
+    );
     if !value.is_object() {
         return Outcome::single(Issue::error(
             IssueType::Structure,
@@ -133,6 +124,31 @@ struct Run<'a, 'j> {
     slice_memo: memo::FastMap<(usize, u32), u32>,
     /// The same by the whole item's text identity.
     slice_items: memo::FastMap<(usize, u32), u32>,
+}
+
+impl<'a, 'j> Run<'a, 'j> {
+    fn new(
+        set: &'a CompiledSet,
+        term: &'a dyn Terminology,
+        native: native::Cache,
+        memo: memo::Memo<'j>,
+    ) -> Self {
+        Run {
+            set,
+            term,
+            issues: Vec::new(),
+            path: PathStack::default(),
+            slots: Vec::new(),
+            assign: Vec::new(),
+            resources: Vec::new(),
+            bundles: Vec::new(),
+            native,
+            memo,
+            fhirpath_values: HashMap::new(),
+            slice_memo: HashMap::default(),
+            slice_items: HashMap::default(),
+        }
+    }
 }
 
 fn kind_of(v: N<'_>) -> &'static str {
@@ -1194,21 +1210,7 @@ where
                 let set = self.set;
                 let term = self.term;
                 walk(item, &m.path, &|v| {
-                    let mut sub = Run {
-                        set,
-                        term,
-                        issues: Vec::new(),
-                        path: PathStack::default(),
-                        slots: Vec::new(),
-                        assign: Vec::new(),
-                        resources: Vec::new(),
-                        bundles: Vec::new(),
-                        native: native::Cache::default(),
-                        memo: memo::Memo::default(),
-                        fhirpath_values: HashMap::new(),
-                        slice_memo: HashMap::default(),
-                        slice_items: HashMap::default(),
-                    };
+                    let mut sub = Run::new(set, term, Default::default(), Default::default());
                     if set.structs[*sid as usize].is_resource {
                         sub.resource(v, &[*sid], false);
                     } else {
